@@ -1,0 +1,64 @@
+"""The FastAPI application: built from an engine, never at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
+from launchbay import __version__
+from launchbay.api import errors
+from launchbay.api.routes import router
+from launchbay.engine.accounts import Accounts
+from launchbay.engine.engine import Engine
+from launchbay.store import queries as q
+
+
+def create_app(
+    *, engine: Engine, accounts: Accounts, on_start: Callable[[], None] | None = None
+) -> FastAPI:
+    """The server's app. `on_start` runs once the app serves (the engine loops start there)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if on_start is not None:
+            on_start()
+        yield
+        engine.stop()
+
+    app = FastAPI(title="Launchbay", version=__version__, lifespan=lifespan)
+    app.state.engine = engine
+    app.state.accounts = accounts
+    errors.install(app)
+    app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        try:
+            with engine.store.read() as s:
+                s.execute(text("SELECT 1"))
+        except Exception as e:  # readiness reports any store failure, whatever its kind
+            return JSONResponse(
+                {"status": "store unavailable", "detail": str(e)[:200]}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
+    def metrics() -> str:
+        with engine.store.read() as s:
+            counts = q.count_by_phase(s)
+        lines = ["# HELP launchbay_spaces Spaces by phase.", "# TYPE launchbay_spaces gauge"]
+        lines += [
+            f'launchbay_spaces{{phase="{phase}"}} {count}'
+            for phase, count in sorted(counts.items())
+        ]
+        return "\n".join(lines) + "\n"
+
+    return app

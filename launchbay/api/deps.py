@@ -1,0 +1,33 @@
+"""Request dependencies: the engine, the accounts and the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from launchbay.domain.auth import Actor
+from launchbay.engine.accounts import Accounts
+from launchbay.engine.engine import Engine
+
+
+def engine(request: Request) -> Engine:
+    value: Engine = request.app.state.engine
+    return value
+
+
+def accounts(request: Request) -> Accounts:
+    value: Accounts = request.app.state.accounts
+    return value
+
+
+def actor(request: Request) -> Actor:
+    """The caller, from `Authorization: Bearer <token>`; 401 without a valid one."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return accounts(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)
+
+
+EngineDep = Annotated[Engine, Depends(engine)]
+AccountsDep = Annotated[Accounts, Depends(accounts)]
+ActorDep = Annotated[Actor, Depends(actor)]

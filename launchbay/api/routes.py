@@ -1,0 +1,154 @@
+"""The `/api/v1` routes. Handlers only translate HTTP to engine calls and back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import StreamingResponse
+
+from launchbay.api.deps import AccountsDep, ActorDep, EngineDep, actor
+from launchbay.api.schemas import (
+    CreateSpaceIn,
+    EventOut,
+    ExtendIn,
+    SpaceList,
+    SpaceOut,
+    TemplateOut,
+    TemplateProblems,
+    UserIn,
+    UserOut,
+)
+from launchbay.domain.errors import Invalid
+from launchbay.engine.engine import CreateSpace
+from launchbay.store.queries import SpaceFilter
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(actor)])
+
+
+@router.get("/templates", response_model=list[TemplateOut], tags=["templates"])
+def list_templates(engine: EngineDep) -> list[TemplateOut]:
+    return [TemplateOut.of(t) for t in engine.catalog.all()]
+
+
+@router.get("/templates/-/problems", response_model=TemplateProblems, tags=["templates"])
+def template_problems(engine: EngineDep) -> TemplateProblems:
+    """Files in the templates folder that are not valid, with every problem in each."""
+    return TemplateProblems(problems=engine.catalog.problems())
+
+
+@router.get("/templates/{name}", response_model=TemplateOut, tags=["templates"])
+def get_template(name: str, engine: EngineDep) -> TemplateOut:
+    return TemplateOut.of(engine.catalog.get(name))
+
+
+@router.post("/spaces", response_model=SpaceOut, status_code=201, tags=["spaces"])
+def create_space(body: CreateSpaceIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+    request = CreateSpace(
+        name=body.name,
+        template=body.template,
+        runtime=body.runtime,
+        ttl=body.ttl,
+        params=body.params,
+        sets=body.overrides,
+    )
+    return SpaceOut.of(engine.create(request, actor=caller))
+
+
+@router.get("/spaces", response_model=SpaceList, tags=["spaces"])
+def list_spaces(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    owner: str | None = None,
+    phase: str | None = None,
+    template: str | None = None,
+    runtime: str | None = None,
+    q: Annotated[str | None, Query(description="part of the name")] = None,
+    include_deleted: bool = False,
+) -> SpaceList:
+    before = _cursor(cursor)
+    where = SpaceFilter(
+        owner=owner,
+        phase=phase,
+        template=template,
+        runtime=runtime,
+        search=q,
+        include_deleted=include_deleted,
+    )
+    items, total = engine.list_spaces(where, limit=limit, before_id=before)
+    more = len(items) == limit and items[-1].id > 0
+    next_cursor = str(items[-1].id) if more else None
+    return SpaceList(items=[SpaceOut.of(s) for s in items], total=total, next_cursor=next_cursor)
+
+
+@router.get("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
+def get_space(name: str, engine: EngineDep) -> SpaceOut:
+    return SpaceOut.of(engine.get(name))
+
+
+@router.delete("/spaces/{name}", response_model=SpaceOut, status_code=202, tags=["spaces"])
+def delete_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+    """Idempotent: a space already being deleted, or deleted, is returned as it is."""
+    return SpaceOut.of(engine.delete(name, actor=caller))
+
+
+@router.post("/spaces/{name}/extend", response_model=SpaceOut, tags=["spaces"])
+def extend_space(name: str, body: ExtendIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+    return SpaceOut.of(engine.extend(name, by=body.by, actor=caller))
+
+
+@router.post("/spaces/{name}/sleep", response_model=SpaceOut, status_code=202, tags=["spaces"])
+def sleep_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+    return SpaceOut.of(engine.sleep(name, actor=caller))
+
+
+@router.post("/spaces/{name}/wake", response_model=SpaceOut, status_code=202, tags=["spaces"])
+def wake_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+    return SpaceOut.of(engine.wake(name, actor=caller))
+
+
+@router.get("/spaces/{name}/events", response_model=list[EventOut], tags=["spaces"])
+def space_events(
+    name: str, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[EventOut]:
+    """Newest first."""
+    return [EventOut.of(e) for e in engine.events(name, limit=limit)]
+
+
+@router.get("/spaces/{name}/logs/{service}", response_class=Response, tags=["spaces"])
+def service_logs(
+    name: str,
+    service: str,
+    engine: EngineDep,
+    tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
+    follow: bool = False,
+) -> StreamingResponse:
+    lines = engine.logs(name, service, tail=tail, follow=follow)
+    return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
+
+
+@router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
+def create_user(body: UserIn, accounts: AccountsDep, caller: ActorDep) -> UserOut:
+    """Admins only. The token is shown once; the server keeps only its digest."""
+    token = accounts.create_user(body.name, admin=body.admin, actor=caller)
+    return UserOut(name=body.name, admin=body.admin, token=token)
+
+
+@router.get("/runtimes", tags=["runtimes"])
+def runtimes(engine: EngineDep) -> dict[str, dict[str, object]]:
+    """Each enabled runtime: usable or not, and why."""
+    return engine.runtime_status()
+
+
+@router.get("/whoami", tags=["users"])
+def whoami(caller: ActorDep) -> dict[str, object]:
+    return {"name": caller.name, "admin": caller.is_admin}
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise Invalid(f"cursor {raw!r} is not one this server gave out")
+    return int(raw)

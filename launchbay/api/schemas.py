@@ -1,0 +1,183 @@
+"""What the API accepts and returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from launchbay.domain.durations import format_duration
+from launchbay.domain.template import Template
+from launchbay.store.models import Event, Space
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSpaceIn(Body):
+    name: str
+    template: str
+    runtime: str = "process"
+    ttl: str | None = Field(
+        default=None, description="e.g. 30m, 2h; the template's default if omitted"
+    )
+    params: dict[str, str] = {}
+    overrides: dict[str, str] = Field(
+        default={}, alias="set", description='per-service overrides, e.g. {"api.version": "pr-123"}'
+    )
+
+
+class ExtendIn(Body):
+    by: str = Field(description="how much longer, e.g. 1h")
+
+
+class UserIn(Body):
+    name: str
+    admin: bool = False
+
+
+class UserOut(BaseModel):
+    name: str
+    admin: bool
+    token: str
+
+
+class ServiceOut(BaseModel):
+    name: str
+    status: str
+    version: str
+    detail: str
+    restarts: int
+    endpoints: dict[str, str]
+
+
+class SpaceOut(BaseModel):
+    name: str
+    template: str
+    runtime: str
+    owner: str
+    phase: str
+    reason: str
+    params: dict[str, str]
+    overrides: dict[str, dict[str, str]]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    expired_at: datetime | None
+    deleted_at: datetime | None
+    services: list[ServiceOut]
+
+    @classmethod
+    def of(cls, space: Space) -> SpaceOut:
+        return cls(
+            name=space.name,
+            template=space.template,
+            runtime=space.runtime,
+            owner=space.owner,
+            phase=space.phase,
+            reason=space.reason,
+            params=space.params,
+            overrides=space.overrides,
+            created_at=space.created_at,
+            updated_at=space.updated_at,
+            expires_at=space.expires_at,
+            expired_at=space.expired_at,
+            deleted_at=space.deleted_at,
+            services=[
+                ServiceOut(
+                    name=s.name,
+                    status=s.status,
+                    version=s.version,
+                    detail=s.detail,
+                    restarts=s.restarts,
+                    endpoints=s.endpoints,
+                )
+                for s in space.services
+            ],
+        )
+
+
+class SpaceList(BaseModel):
+    items: list[SpaceOut]
+    total: int
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    at: datetime
+    actor: str
+    kind: str
+    message: str
+    phase: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> EventOut:
+        return cls(
+            at=event.at,
+            actor=event.actor,
+            kind=event.kind,
+            message=event.message,
+            phase=event.phase,
+        )
+
+
+class TemplateServiceOut(BaseModel):
+    name: str
+    description: str
+    version: str
+    depends_on: list[str]
+    endpoints: list[str]
+    health: str | None
+    runtimes: list[str]
+
+
+class TemplateOut(BaseModel):
+    name: str
+    description: str
+    ttl_default: str
+    ttl_max: str
+    params: dict[str, dict[str, str]]
+    runtimes: list[str]
+    services: list[TemplateServiceOut]
+    order: list[list[str]]
+
+    @classmethod
+    def of(cls, template: Template) -> TemplateOut:
+        return cls(
+            name=template.name,
+            description=template.description,
+            ttl_default=format_duration(template.ttl.default),
+            ttl_max=format_duration(template.ttl.max),
+            params={
+                n: {"default": p.default, "description": p.description}
+                for n, p in template.params.items()
+            },
+            runtimes=template.runtimes(),
+            services=[
+                TemplateServiceOut(
+                    name=name,
+                    description=s.description,
+                    version=s.version,
+                    depends_on=s.depends_on,
+                    endpoints=[e.name for e in s.endpoints],
+                    health=_health(s.health),
+                    runtimes=[r for r in ("process", "compose", "kubernetes") if s.supports(r)],
+                )
+                for name, s in template.services.items()
+            ],
+            order=[list(layer) for layer in template.dependency_order()],
+        )
+
+
+def _health(health: Any) -> str | None:
+    if health is None:
+        return None
+    if health.http:
+        return f"http {health.http}"
+    return "tcp" if health.tcp else "command " + " ".join(health.command)
+
+
+class TemplateProblems(BaseModel):
+    problems: dict[str, list[str]]

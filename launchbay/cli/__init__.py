@@ -1,0 +1,1 @@
+"""`bay`: the command line, a client of the server's API."""

@@ -1,0 +1,525 @@
+"""The `bay` command. Heavy modules (httpx, rich, the server) are imported only when used,
+so that `bay --version` and quick commands start fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from launchbay import __version__
+from launchbay.cli import context as ctx
+from launchbay.cli.errors import CliError, ExitStatus
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Launchbay: ephemeral, production-like environments with a time-to-live.",
+)
+space_app = typer.Typer(no_args_is_help=True, help="Create, inspect and manage spaces.")
+template_app = typer.Typer(
+    no_args_is_help=True, help="Templates the server offers, and validating files."
+)
+user_app = typer.Typer(no_args_is_help=True, help="Users and tokens (admins only).")
+context_app = typer.Typer(no_args_is_help=True, help="Which server and token `bay` uses.")
+app.add_typer(space_app, name="space")
+app.add_typer(template_app, name="template")
+app.add_typer(user_app, name="user")
+app.add_typer(context_app, name="context")
+
+
+class _Globals:
+    server: str | None = None
+    token: str | None = None
+    context: str | None = None
+    traceback: bool = False
+
+
+G = _Globals()
+
+Output = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    server: Annotated[
+        str | None, typer.Option(help="server URL (else BAY_SERVER, else the context)")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="API token (else BAY_TOKEN, else the context)")
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="context name (else BAY_CONTEXT, else the current one)")
+    ] = None,
+    traceback: Annotated[bool, typer.Option(help="show the full traceback of an error")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    G.server, G.token, G.context, G.traceback = server, token, context, traceback
+
+
+def _client() -> Any:
+    from launchbay.cli.client import Client
+
+    return Client(ctx.resolve(name=G.context, server=G.server, token=G.token))
+
+
+def _check_output(output: str) -> bool:
+    if output not in ("table", "json"):
+        raise CliError(f"--output must be table or json, not {output!r}", ExitStatus.USAGE)
+    return output == "json"
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"{flag} {item!r}: write KEY=VALUE", ExitStatus.USAGE)
+        result[key] = value
+    return result
+
+
+# -- server ----------------------------------------------------------------------------------
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8470,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="state folder (default: XDG data dir)")
+    ] = None,
+    templates: Annotated[Path, typer.Option(help="folder of template YAML files")] = Path(
+        "templates"
+    ),
+    db: Annotated[
+        str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
+    ] = None,
+    reconcile_interval: Annotated[
+        float, typer.Option(help="seconds between reconcile passes")
+    ] = 5.0,
+    sweep_interval: Annotated[float, typer.Option(help="seconds between expiry sweeps")] = 1.0,
+    orphan_grace: Annotated[
+        float, typer.Option(help="seconds before orphaned resources are removed")
+    ] = 30.0,
+    copilot: Annotated[
+        bool, typer.Option(help="mark expired spaces instead of deleting them")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Run the Launchbay server: API, portal and the engine's loops."""
+    from launchbay.engine.engine import EngineSettings
+    from launchbay.server import ServerSettings, default_data_dir, serve
+
+    if not templates.is_dir():
+        raise CliError(
+            f"templates folder {templates} does not exist (--templates DIR)", ExitStatus.USAGE
+        )
+    if sweep_interval <= 0 or reconcile_interval <= 0:
+        raise CliError("intervals must be greater than zero", ExitStatus.USAGE)
+    settings = ServerSettings(
+        data_dir=(data_dir or default_data_dir()).resolve(),
+        templates=templates.resolve(),
+        host=host,
+        port=port,
+        db=db,
+        log_level=log_level,
+        engine=EngineSettings(
+            reconcile_interval=reconcile_interval,
+            sweep_interval=sweep_interval,
+            orphan_grace=orphan_grace,
+            copilot=copilot,
+        ),
+    )
+    ctx.set_context(
+        "local",
+        server=settings.url,
+        token_file=str(settings.token_file),
+        use=ctx.load().get("current", "local") == "local",
+    )
+    serve(settings)
+
+
+# -- templates -------------------------------------------------------------------------------
+
+
+@template_app.command("list")
+def template_list(output: Output = "table") -> None:
+    """Templates the server offers."""
+    as_json = _check_output(output)
+    templates = _client().get("/api/v1/templates")
+    if as_json:
+        return print_json(templates)
+    from rich.table import Table
+
+    from launchbay.cli.output import console
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "SERVICES", "RUNTIMES", "TTL", "DESCRIPTION"):
+        table.add_column(column)
+    for t in templates:
+        table.add_row(
+            t["name"],
+            str(len(t["services"])),
+            ",".join(t["runtimes"]),
+            f"{t['ttl_default']} (max {t['ttl_max']})",
+            t["description"],
+        )
+    console().print(table)
+
+
+@template_app.command("show")
+def template_show(name: str, output: Output = "table") -> None:
+    """A template's services, dependency order, parameters and TTL policy."""
+    as_json = _check_output(output)
+    template = _client().get(f"/api/v1/templates/{name}")
+    if as_json:
+        return print_json(template)
+    out = _console()
+    out.print(f"{template['name']}: {template['description']}", markup=False)
+    out.print(
+        f"TTL {template['ttl_default']} by default, at most {template['ttl_max']}; "
+        f"runtimes: {', '.join(template['runtimes'])}",
+        markup=False,
+    )
+    for layer, names in enumerate(template["order"], start=1):
+        out.print(f"  step {layer}: {', '.join(names)}", markup=False)
+    for pname, param in template["params"].items():
+        out.print(f"  param {pname} = {param['default']!r}  {param['description']}", markup=False)
+    out.print(
+        f"create one: bay space create NAME --template {template['name']} --wait", markup=False
+    )
+
+
+@template_app.command("validate")
+def template_validate(files: Annotated[list[Path], typer.Argument(help="template files")]) -> None:
+    """Validate template files locally; every problem is shown with file, line and field."""
+    from launchbay.domain.yamlsource import YamlError
+    from launchbay.engine.catalog import read_template
+
+    failed = False
+    for file in files:
+        try:
+            template = read_template(file)
+        except YamlError as e:
+            failed = True
+            for problem in e.problems:
+                print(problem, file=sys.stderr)
+        else:
+            print(
+                f"{file}: template {template.name!r} is valid ({len(template.services)} services)"
+            )
+    if failed:
+        raise typer.Exit(ExitStatus.USAGE)
+
+
+# -- spaces ----------------------------------------------------------------------------------
+
+
+@space_app.command("create")
+def space_create(
+    name: str,
+    template: Annotated[str, typer.Option("--template", "-t", help="template name")],
+    runtime: Annotated[str, typer.Option(help="process, compose or kubernetes")] = "process",
+    ttl: Annotated[
+        str | None, typer.Option(help="time to live, e.g. 2h (default: the template's)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="SERVICE.KEY=VALUE, e.g. api.version=pr-1")
+    ] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE")] = None,
+    wait: Annotated[bool, typer.Option(help="wait until it is ready, showing progress")] = False,
+    timeout: Annotated[str, typer.Option(help="how long --wait waits")] = "15m",
+    output: Output = "table",
+) -> None:
+    """Create a space from a template."""
+    as_json = _check_output(output)
+    seconds = _seconds(timeout)
+    client = _client()
+    body = {
+        "name": name,
+        "template": template,
+        "runtime": runtime,
+        "ttl": ttl,
+        "params": _pairs(param or [], "--param"),
+        "set": _pairs(set_ or [], "--set"),
+    }
+    space = client.post("/api/v1/spaces", body)
+    if wait:
+        from launchbay.cli.output import wait_for
+
+        space = wait_for(
+            client, name, until={"ready", "settled"}, timeout=seconds, live=not as_json
+        )
+    _print_space(space, as_json)
+    if space["phase"] in ("failed", "degraded"):
+        reason = (space["reason"] or "see `bay space show`").splitlines()[0]
+        raise CliError(f"space {name!r} is {space['phase']}: {reason}", ExitStatus.SPACE_FAILED)
+
+
+@space_app.command("list")
+def space_list(
+    output: Output = "table",
+    mine: Annotated[bool, typer.Option(help="only my spaces")] = False,
+    phase: Annotated[str | None, typer.Option(help="only this phase")] = None,
+    template: Annotated[str | None, typer.Option(help="only this template")] = None,
+    runtime: Annotated[str | None, typer.Option(help="only this runtime")] = None,
+    include_deleted: Annotated[bool, typer.Option(help="deleted spaces too")] = False,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+) -> None:
+    """Spaces, newest first."""
+    as_json = _check_output(output)
+    client = _client()
+    owner = client.get("/api/v1/whoami")["name"] if mine else None
+    page = client.get(
+        "/api/v1/spaces",
+        limit=limit,
+        owner=owner,
+        phase=phase,
+        template=template,
+        runtime=runtime,
+        include_deleted=include_deleted or None,
+    )
+    if as_json:
+        return print_json(page["items"])
+    from launchbay.cli.output import space_table
+
+    out = _console()
+    out.print(space_table(page["items"]) if page["items"] else "no spaces")
+    if page["total"] > len(page["items"]):
+        out.print(f"({len(page['items'])} of {page['total']} shown; --limit for more)")
+
+
+@space_app.command("show")
+def space_show(name: str, output: Output = "table") -> None:
+    """One space: phase, owner, expiry, services and endpoints."""
+    as_json = _check_output(output)
+    _print_space(_client().get(f"/api/v1/spaces/{name}"), as_json)
+
+
+@space_app.command("extend")
+def space_extend(
+    name: str,
+    by: Annotated[str, typer.Option(help="how much longer, e.g. 1h")],
+    output: Output = "table",
+) -> None:
+    """Give a space more time, within its template's maximum."""
+    as_json = _check_output(output)
+    space = _client().post(f"/api/v1/spaces/{name}/extend", {"by": by})
+    if as_json:
+        return print_json(space)
+    from launchbay.cli.output import relative
+
+    print(f"{name} now expires {relative(space['expires_at'])} ({space['expires_at']})")
+
+
+@space_app.command("delete")
+def space_delete(
+    name: str,
+    wait: Annotated[bool, typer.Option(help="wait until it is gone")] = False,
+    timeout: Annotated[str, typer.Option(help="how long --wait waits")] = "10m",
+) -> None:
+    """Delete a space and everything it runs. Idempotent."""
+    seconds = _seconds(timeout)
+    client = _client()
+    client.delete(f"/api/v1/spaces/{name}")
+    if wait:
+        from launchbay.cli.output import wait_for
+
+        wait_for(client, name, until={"deleted"}, timeout=seconds, live=False)
+        print(f"{name} deleted")
+    else:
+        print(f"{name} is being deleted")
+
+
+@space_app.command("sleep")
+def space_sleep(name: str) -> None:
+    """Stop a space's services, keeping its state."""
+    _client().post(f"/api/v1/spaces/{name}/sleep")
+    print(f"{name} is going to sleep")
+
+
+@space_app.command("wake")
+def space_wake(name: str) -> None:
+    """Start a sleeping space again."""
+    _client().post(f"/api/v1/spaces/{name}/wake")
+    print(f"{name} is waking up")
+
+
+@space_app.command("logs")
+def space_logs(
+    name: str,
+    service: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    tail: Annotated[int, typer.Option(help="how many lines from the end")] = 200,
+) -> None:
+    """A service's log."""
+    for line in _client().stream_lines(
+        f"/api/v1/spaces/{name}/logs/{service}", tail=tail, follow=follow
+    ):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+@space_app.command("events")
+def space_events(name: str, output: Output = "table") -> None:
+    """What happened to a space: who did what, when, and why it failed."""
+    as_json = _check_output(output)
+    events = _client().get(f"/api/v1/spaces/{name}/events")
+    if as_json:
+        return print_json(events)
+    for event in reversed(events):
+        print(f"{event['at']}  {event['actor']:<12} {event['kind']:<18} {event['message']}")
+
+
+# -- users, contexts, doctor -----------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    name: str, admin: Annotated[bool, typer.Option(help="may manage users and every space")] = False
+) -> None:
+    """Create a user and print their token (shown once)."""
+    created = _client().post("/api/v1/users", {"name": name, "admin": admin})
+    print(created["token"])
+
+
+@app.command()
+def login(
+    server_url: Annotated[
+        str, typer.Argument(metavar="SERVER", help="e.g. https://launchbay.example.com")
+    ],
+    token: Annotated[str, typer.Option(prompt=True, hide_input=True, help="your API token")],
+    name: Annotated[str, typer.Option(help="context name")] = "default",
+) -> None:
+    """Save a server and token as a context and switch to it."""
+    from launchbay.cli.client import Client
+
+    me = Client(ctx.Context(name=name, server=server_url, token=token)).get("/api/v1/whoami")
+    ctx.set_context(name, server=server_url, token=token)
+    print(f"logged in to {server_url} as {me['name']}; context {name!r} is now current")
+
+
+@context_app.command("list")
+def context_list() -> None:
+    """Known contexts; the current one is marked."""
+    data = ctx.load()
+    current = data.get("current", "local")
+    names = sorted(set(data["contexts"]) | {"local"})
+    for name in names:
+        entry = data["contexts"].get(name, {"server": ctx.DEFAULT_SERVER})
+        print(f"{'*' if name == current else ' '} {name:<16} {entry.get('server')}")
+
+
+@context_app.command("use")
+def context_use(name: str) -> None:
+    """Switch to another context."""
+    data = ctx.load()
+    if name not in data["contexts"] and name != "local":
+        raise CliError(f"no context named {name!r}; see `bay context list`", ExitStatus.USAGE)
+    data["current"] = name
+    ctx.save(data)
+    print(f"context {name!r} is now current")
+
+
+@app.command()
+def doctor(output: Output = "table") -> None:
+    """Check that the server answers and the token works; report each runtime's state."""
+    as_json = _check_output(output)
+    checks: list[tuple[str, bool, str]] = []
+    resolved = ctx.resolve(name=G.context, server=G.server, token=G.token)
+    checks.append(("context", True, f"{resolved.name} -> {resolved.server}"))
+    try:
+        client = _client()
+        me = client.get("/api/v1/whoami")
+        checks.append(("server", True, f"answers; signed in as {me['name']}"))
+        for name, runtime in client.get("/api/v1/runtimes").items():
+            checks.append((f"runtime {name}", runtime["ok"], runtime["detail"]))
+    except CliError as e:
+        checks.append(("server", False, e.message))
+    if as_json:
+        print_json([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
+    else:
+        for check, ok, detail in checks:
+            print(f"{'ok ' if ok else 'BAD'} {check:<20} {detail}")
+    if not all(ok for _, ok, _ in checks):
+        raise typer.Exit(ExitStatus.ERROR)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def print_json(data: Any) -> None:
+    from launchbay.cli.output import print_json as dump
+
+    dump(data)
+
+
+def _console() -> Any:
+    from launchbay.cli.output import console
+
+    return console()
+
+
+def _print_space(space: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        return print_json(space)
+    from launchbay.cli.output import show_space
+
+    show_space(space)
+
+
+def _seconds(text: str) -> float:
+    from launchbay.domain.durations import parse_duration
+    from launchbay.domain.errors import Invalid
+
+    try:
+        return parse_duration(text).total_seconds()
+    except Invalid as e:
+        raise CliError(e.message, ExitStatus.USAGE) from e
+
+
+def main() -> None:
+    """Entry point: every error becomes one line and an exit status (--traceback for more)."""
+    try:
+        app(standalone_mode=False)
+    except CliError as e:
+        if G.traceback:
+            raise
+        print(f"bay: {e.message}", file=sys.stderr)
+        sys.exit(e.status)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(ExitStatus.USAGE)
+        if G.traceback or os.environ.get("BAY_TRACEBACK"):
+            raise
+        print(
+            f"bay: unexpected error: {e.__class__.__name__}: {e} "
+            "(run with --traceback for details)",
+            file=sys.stderr,
+        )
+        sys.exit(ExitStatus.ERROR)

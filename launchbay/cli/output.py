@@ -1,0 +1,185 @@
+"""Tables for people, JSON for scripts, and the live progress view."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from launchbay.cli.errors import CliError, ExitStatus
+
+SETTLED = {"ready", "degraded", "failed", "sleeping", "deleted"}
+PHASE_STYLE = {
+    "ready": "green",
+    "degraded": "yellow",
+    "failed": "red",
+    "deleting": "magenta",
+    "deleted": "dim",
+    "sleeping": "blue",
+    "provisioning": "cyan",
+    "pending": "cyan",
+}
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def relative(iso: str | None, *, now: datetime | None = None) -> str:
+    if not iso:
+        return "-"
+    from launchbay.domain.durations import format_duration  # pure, light
+
+    moment = datetime.fromisoformat(iso)
+    delta = moment - (now or datetime.now(UTC))
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "now"
+    text = _coarse(format_duration(timedelta(seconds=abs(seconds))))
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def _coarse(text: str) -> str:
+    """`1d2h3m4s` -> `1d2h`: two units are enough for people."""
+    out, units = "", 0
+    number = ""
+    for char in text:
+        if char.isdigit():
+            number += char
+            continue
+        out += number + char
+        number = ""
+        units += 1
+        if units == 2:
+            break
+    return out
+
+
+def space_table(spaces: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in (
+        "NAME",
+        "TEMPLATE",
+        "RUNTIME",
+        "OWNER",
+        "PHASE",
+        "SERVICES",
+        "CREATED",
+        "EXPIRES",
+    ):
+        table.add_column(column)
+    for space in spaces:
+        services = space["services"]
+        ready = sum(1 for s in services if s["status"] == "ready")
+        phase = space["phase"]
+        table.add_row(
+            space["name"],
+            space["template"],
+            space["runtime"],
+            space["owner"],
+            f"[{PHASE_STYLE.get(phase, 'white')}]{phase}[/]",
+            f"{ready}/{len(services)}",
+            relative(space["created_at"]),
+            relative(space["expires_at"]),
+        )
+    return table
+
+
+def service_table(space: dict[str, Any]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("SERVICE", "STATUS", "VERSION", "RESTARTS", "ENDPOINTS", "DETAIL"):
+        table.add_column(column)
+    for s in space["services"]:
+        table.add_row(
+            s["name"],
+            f"[{_status_style(s['status'])}]{s['status']}[/]",
+            escape(s["version"]),
+            str(s["restarts"]),
+            escape(" ".join(s["endpoints"].values())),
+            escape(s["detail"][:80]),
+        )
+    return table
+
+
+def _status_style(status: str) -> str:
+    return {"ready": "green", "failed": "red", "unhealthy": "yellow", "starting": "cyan"}.get(
+        status, "white"
+    )
+
+
+def show_space(space: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    out = console()
+    phase = space["phase"]
+    out.print(
+        f"[bold]{escape(space['name'])}[/]  [{PHASE_STYLE.get(phase, 'white')}]{phase}[/]  "
+        f"template {escape(space['template'])} on {space['runtime']}, "
+        f"owner {escape(space['owner'])}"
+    )
+    out.print(
+        f"created {relative(space['created_at'])} ({space['created_at']}), "
+        f"expires {relative(space['expires_at'])} ({space['expires_at']})"
+    )
+    if space.get("reason"):
+        out.print(escape(space["reason"]), style="red", markup=False)
+    out.print(service_table(space))
+
+
+def wait_for(
+    client: Any, name: str, *, until: set[str], timeout: float, live: bool
+) -> dict[str, Any]:
+    """Poll the space until its phase is in `until` (or it settles elsewhere), showing progress."""
+    deadline = time.monotonic() + timeout
+    if live and sys.stderr.isatty():
+        from rich.live import Live
+
+        with Live(console=console(stderr=True), refresh_per_second=4, transient=False) as view:
+            while True:
+                space = client.get(f"/api/v1/spaces/{name}")
+                view.update(_progress(space))
+                if _done(space, until) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+    else:
+        seen: dict[str, str] = {}
+        while True:
+            space = client.get(f"/api/v1/spaces/{name}")
+            for s in space["services"]:
+                if live and seen.get(s["name"]) != s["status"]:
+                    seen[s["name"]] = s["status"]
+                    print(f"{name}: {s['name']} {s['status']}", file=sys.stderr, flush=True)
+            if _done(space, until) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    if not _done(space, until):
+        raise CliError(
+            f"space {name!r} is still {space['phase']} after {timeout:.0f}s", ExitStatus.TIMEOUT
+        )
+    return dict(space)
+
+
+def _done(space: dict[str, Any], until: set[str]) -> bool:
+    return space["phase"] in until or (space["phase"] in SETTLED and "settled" in until)
+
+
+def _progress(space: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.text import Text
+
+    phase = space["phase"]
+    header = Text.assemble((space["name"], "bold"), "  ", (phase, PHASE_STYLE.get(phase, "white")))
+    return Group(header, service_table(space))

@@ -1,0 +1,1 @@
+"""Pure rules of Launchbay: names, durations, templates, phases, TTL and plans. No I/O here."""

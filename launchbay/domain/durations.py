@@ -1,0 +1,43 @@
+"""Durations as people write them: `500ms`, `10s`, `90m`, `1h30m`, `2d`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from launchbay.domain.errors import Invalid
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+)(ms|[smhdw])")
+_WHOLE = re.compile(r"^(\d+(ms|[smhdw]))+$")
+
+
+def parse_duration(raw: str) -> timedelta:
+    """Parse `1h30m`-style text. A unit is required: a bare `90` is ambiguous."""
+    text = raw.strip().lower()
+    if not _WHOLE.match(text):
+        raise Invalid(
+            f"{raw!r} is not a duration: write a number with a unit, like 30s, 15m, 2h, 1h30m or 3d"
+        )
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    if seconds <= 0:
+        raise Invalid(f"duration {raw!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest `1h30m`-style text for a duration; negative durations get a leading `-`."""
+    exact = value.total_seconds()
+    if 0 < abs(exact) < 1:
+        return f"{'-' if exact < 0 else ''}{round(abs(exact) * 1000)}ms"
+    total = int(exact)
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)

@@ -1,0 +1,43 @@
+"""Launchbay's own errors. Each outer layer maps them once (HTTP status, CLI exit code)."""
+
+from __future__ import annotations
+
+
+class LaunchbayError(Exception):
+    """Base of every error Launchbay raises on purpose; its message is shown to people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(LaunchbayError):
+    """The request or a file is malformed; nothing was changed."""
+
+
+class NotFound(LaunchbayError):
+    """The thing named does not exist."""
+
+
+class Forbidden(LaunchbayError):
+    """The caller is known but may not do this."""
+
+
+class Unauthorized(LaunchbayError):
+    """The caller is not known (missing or invalid token)."""
+
+
+class Conflict(LaunchbayError):
+    """The request clashes with the current state (a name in use, a space being deleted)."""
+
+
+class TemporaryError(LaunchbayError):
+    """Worth retrying after `delay` seconds: the outside world is not ready yet."""
+
+    def __init__(self, message: str, *, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(LaunchbayError):
+    """Retrying will not help; the message is stored and shown as the reason."""

@@ -1,0 +1,180 @@
+"""A space's wanted state: its template with parameters, overrides and addresses filled in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from launchbay.domain.durations import format_duration, parse_duration
+from launchbay.domain.errors import Invalid
+from launchbay.domain.interpolation import interpolate_tree
+from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.template import Service, Template, TtlPolicy
+
+Overrides = dict[str, dict[str, str]]
+
+_OVERRIDE_KEYS = "version, env.NAME or values.PATH"
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a service answers: `host:port` as other services of the space reach it."""
+
+    host: str
+    port: int
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ResolvedService:
+    """One service with every `${...}` replaced: what a runtime starts."""
+
+    name: ServiceName
+    spec: Service
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+
+def parse_sets(items: Mapping[str, str], template: Template) -> Overrides:
+    """{"api.version": "pr-123", "api.env.DEBUG": "1"} -> {"api": {"version": "pr-123", ...}}."""
+    result: Overrides = {}
+    for target, value in items.items():
+        service, dot, key = target.partition(".")
+        if not dot or not key:
+            raise Invalid(
+                f"--set {target!r}: write SERVICE.KEY=VALUE, with KEY one of {_OVERRIDE_KEYS}"
+            )
+        result.setdefault(service, {})[key] = value
+    check_overrides(result, template)
+    return result
+
+
+def check_overrides(overrides: Mapping[str, Mapping[str, str]], template: Template) -> None:
+    for service, keys in overrides.items():
+        if service not in template.services:
+            known = ", ".join(sorted(template.services))
+            raise Invalid(
+                f"unknown service {service!r} in --set; template {template.name!r} has {known}"
+            )
+        for key in keys:
+            if not (key == "version" or key.startswith(("env.", "values."))) or key.endswith("."):
+                raise Invalid(f"--set {service}.{key}: unknown key {key!r}; use {_OVERRIDE_KEYS}")
+
+
+def resolve_params(template: Template, given: Mapping[str, str]) -> dict[str, str]:
+    unknown = sorted(set(given) - set(template.params))
+    if unknown:
+        known = ", ".join(sorted(template.params)) or "none"
+        raise Invalid(f"unknown parameter {unknown[0]!r}; template {template.name!r} has {known}")
+    return {name: given.get(name, p.default) for name, p in template.params.items()}
+
+
+def choose_ttl(policy: TtlPolicy, requested: str | None) -> timedelta:
+    """The TTL for a new space: the template's default, or what was asked within the maximum."""
+    if requested is None:
+        return policy.default
+    ttl = parse_duration(requested)
+    if ttl > policy.max:
+        raise Invalid(
+            f"TTL {requested} is over this template's maximum of {format_duration(policy.max)}"
+        )
+    return ttl
+
+
+def extended_expiry(
+    *, expires_at: datetime, created_at: datetime, by: timedelta, policy: TtlPolicy, now: datetime
+) -> datetime:
+    """Add `by` to the expiry, counted from now if the space already expired, within the maximum.
+
+    The maximum bounds the whole life of a space (created + max), so repeated extends
+    cannot keep a space forever.
+    """
+    limit = created_at + policy.max
+    target = max(expires_at, now) + by
+    if target > limit:
+        left = format_duration(max(limit - max(expires_at, now), timedelta(0)))
+        raise Invalid(
+            f"cannot extend by {format_duration(by)}: the template allows at most "
+            f"{format_duration(policy.max)} in all, {left} more for this space"
+        )
+    return target
+
+
+def _apply_overrides(service: Service, keys: Mapping[str, str]) -> Service:
+    data = service.model_dump(mode="python")
+    for key, value in keys.items():
+        if key == "version":
+            data["version"] = value
+        elif key.startswith("env.") and data.get("process") is not None:
+            data["process"]["env"][key.removeprefix("env.")] = value
+        elif key.startswith("values.") and data.get("helm") is not None:
+            _set_path(data["helm"]["values"], key.removeprefix("values.").split("."), value)
+    return Service.model_validate(data)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: str) -> None:
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+        if not isinstance(tree, dict):
+            raise Invalid(f"values.{'.'.join(path)}: {part!r} is not a mapping")
+    tree[path[-1]] = value
+
+
+def reference_values(
+    template: Template,
+    *,
+    space: SpaceName,
+    owner: str,
+    params: Mapping[str, str],
+    addresses: Mapping[ServiceName, Address],
+    versions: Mapping[str, str],
+) -> dict[str, str]:
+    values = {"space.name": space, "space.owner": owner, "template.dir": str(template.folder)}
+    values.update({f"params.{k}": v for k, v in params.items()})
+    for name, address in addresses.items():
+        values[f"services.{name}.host"] = address.host
+        values[f"services.{name}.port"] = str(address.port)
+        values[f"services.{name}.url"] = address.url
+    values.update({f"services.{name}.version": v for name, v in versions.items()})
+    return values
+
+
+def resolve_services(
+    template: Template,
+    *,
+    space: SpaceName,
+    owner: str,
+    params: Mapping[str, str],
+    overrides: Mapping[str, Mapping[str, str]],
+    addresses: Mapping[ServiceName, Address],
+) -> dict[ServiceName, ResolvedService]:
+    """Every service of the template, overridden and interpolated for one space."""
+    services = {
+        name: _apply_overrides(service, overrides.get(name, {}))
+        for name, service in template.services.items()
+    }
+    values = reference_values(
+        template,
+        space=space,
+        owner=owner,
+        params=params,
+        addresses=addresses,
+        versions={name: s.version for name, s in services.items()},
+    )
+    return {
+        name: ResolvedService(
+            name=name,
+            spec=Service.model_validate(
+                interpolate_tree(service.model_dump(mode="python"), values)
+            ),
+        )
+        for name, service in services.items()
+    }

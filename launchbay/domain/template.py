@@ -1,0 +1,276 @@
+"""Templates: what "production" is made of, parsed strictly from YAML.
+
+A template names its services, how each runs on every runtime it supports, their
+dependencies, health checks, endpoints, parameters and TTL policy. Every problem is
+reported with file, line and field, and all problems of a file at once.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from launchbay.domain.durations import parse_duration
+from launchbay.domain.errors import Invalid
+from launchbay.domain.interpolation import check_reference, references, strings_with_paths
+from launchbay.domain.names import (
+    ServiceName,
+    TemplateName,
+    is_identifier,
+    parse_service_name,
+    parse_template_name,
+)
+from launchbay.domain.plan import find_cycle, layers
+from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml
+
+RUNTIMES = ("process", "compose", "kubernetes")
+RuntimeName = Literal["process", "compose", "kubernetes"]
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration: write a number with a unit, like 30s or 2h")
+    try:
+        return parse_duration(value)
+    except Invalid as e:
+        raise ValueError(e.message) from e
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _command(value: Any) -> Any:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HealthCheck(Strict):
+    """How to tell a service is ready: exactly one of `http`, `tcp` or `command`."""
+
+    http: str | None = Field(default=None, description="path answered with a status below 400")
+    tcp: bool = False
+    command: Annotated[list[str] | None, BeforeValidator(_command)] = None
+    interval: Duration = timedelta(milliseconds=500)
+    timeout: Duration = Field(
+        default=timedelta(seconds=60), description="how long it may take to become healthy"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheck:
+        kinds = [
+            k for k, on in (("http", self.http), ("tcp", self.tcp), ("command", self.command)) if on
+        ]
+        if len(kinds) != 1:
+            raise ValueError("a health check needs exactly one of http, tcp or command")
+        if self.http is not None and not self.http.startswith("/"):
+            raise ValueError(f"http health path {self.http!r} must start with '/'")
+        return self
+
+
+class Endpoint(Strict):
+    name: str
+    path: str = "/"
+
+
+class ProcessSection(Strict):
+    """A service as a local process: its command, environment and working folder."""
+
+    command: Annotated[list[str], BeforeValidator(_command)] = Field(min_length=1)
+    env: dict[str, str] = {}
+    cwd: str | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in env:
+            if not is_identifier(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+        return env
+
+
+class HelmSection(Strict):
+    """A service as a Helm release: a chart (folder, repository or oci://) and its values."""
+
+    chart: str
+    version: str | None = None
+    repo: str | None = None
+    values: dict[str, Any] = {}
+
+
+class Service(Strict):
+    description: str = ""
+    version: str = Field(default="main", description="what this service runs unless overridden")
+    depends_on: list[str] = []
+    health: HealthCheck | None = None
+    endpoints: list[Endpoint] = []
+    process: ProcessSection | None = None
+    compose: dict[str, Any] | None = None
+    helm: HelmSection | None = None
+
+    def supports(self, runtime: str) -> bool:
+        section = {"process": self.process, "compose": self.compose, "kubernetes": self.helm}
+        return section.get(runtime) is not None
+
+
+class TtlPolicy(Strict):
+    default: Duration
+    max: Duration
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> TtlPolicy:
+        if self.default > self.max:
+            raise ValueError("the default TTL is longer than the maximum")
+        return self
+
+
+class Param(Strict):
+    default: str
+    description: str = ""
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        return (
+            str(value).lower()
+            if isinstance(value, bool)
+            else (str(value) if isinstance(value, int | float) else value)
+        )
+
+
+class Template(Strict):
+    name: TemplateName
+    description: str = ""
+    ttl: TtlPolicy
+    params: dict[str, Param] = {}
+    services: dict[ServiceName, Service] = Field(min_length=1)
+    # Where the template was read from; `${template.dir}` resolves to its folder.
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return _label(parse_template_name, value)
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _service_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                _label(parse_service_name, name)
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, params: dict[str, Param]) -> dict[str, Param]:
+        for name in params:
+            if not is_identifier(name):
+                raise ValueError(
+                    f"parameter name {name!r} must be a letter or '_' then letters, digits or '_'"
+                )
+        return params
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.source).parent.resolve()
+
+    def runtimes(self) -> list[str]:
+        """The runtimes on which every service of this template can run."""
+        return [r for r in RUNTIMES if all(s.supports(r) for s in self.services.values())]
+
+    def dependency_order(self) -> list[list[ServiceName]]:
+        """Services in layers: each layer depends only on earlier ones."""
+        return layers({name: s.depends_on for name, s in self.services.items()})
+
+
+def _label(parse: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse(value)
+    except Invalid as e:
+        raise ValueError(e.message) from e
+
+
+def _pydantic_problems(error: ValidationError, source: SourceMap) -> list[str]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        where = ".".join(str(p) for p in loc if not _is_union_tag(p))
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        elif item["type"] == "missing":
+            message = "required but missing"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{source.file}:{source.line_of(loc)}: {where or '(top)'}: {message}")
+    return problems
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "list", "dict"})
+
+
+def _semantic_problems(template: Template, source: SourceMap) -> list[str]:
+    """Cross-field rules pydantic cannot see: dependencies, cycles, references."""
+    problems: list[str] = []
+
+    def problem(path: tuple[str | int, ...], message: str) -> None:
+        field_name = ".".join(str(p) for p in path)
+        problems.append(f"{source.file}:{source.line_of(path)}: {field_name}: {message}")
+
+    names: set[str] = set(template.services)
+    for name, service in template.services.items():
+        for index, dep in enumerate(service.depends_on):
+            if dep not in names:
+                problem(("services", name, "depends_on", index), f"unknown service {dep!r}")
+            elif dep == name:
+                problem(
+                    ("services", name, "depends_on", index), "a service cannot depend on itself"
+                )
+        if not any(service.supports(r) for r in RUNTIMES):
+            problem(("services", name), "has no runtime section (process, compose or helm)")
+    cycle = find_cycle(
+        {n: [d for d in s.depends_on if d in names] for n, s in template.services.items()}
+    )
+    if cycle:
+        problem(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+    raw = template.model_dump(mode="json", include={"services", "params"})
+    params = set(template.params)
+    for path, text in strings_with_paths(raw):
+        for ref in references(text):
+            why = check_reference(ref, params=params, services=names)
+            if why:
+                problem(path, why)
+    return problems
+
+
+def parse_template(text: str, *, file: str) -> Template:
+    """Parse and validate one template; raises YamlError listing every problem found."""
+    data, source = load_yaml(text, file=file)
+    if not isinstance(data, dict):
+        raise YamlError([f"{file}:1: a template is a mapping with name, ttl and services"])
+    try:
+        template = Template.model_validate({**data, "source": file})
+    except ValidationError as e:
+        raise YamlError(_pydantic_problems(e, source)) from None
+    problems = _semantic_problems(template, source)
+    if problems:
+        raise YamlError(problems)
+    return template

@@ -1,0 +1,83 @@
+"""The templates folder, re-read when its files change (GitOps: a merge is a deploy)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from launchbay.domain.errors import NotFound
+from launchbay.domain.template import Template, parse_template
+from launchbay.domain.yamlsource import YamlError
+
+log = logging.getLogger(__name__)
+
+
+def read_template(path: Path) -> Template:
+    """Read and validate one template file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise YamlError([f"{path}:1: not UTF-8 text"]) from e
+    except OSError as e:
+        raise YamlError([f"{path}:1: cannot read: {e.strerror}"]) from e
+    return parse_template(text, file=str(path))
+
+
+class TemplateCatalog:
+    """Valid templates by name, and the problems of the files that are not valid."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._stamp: tuple[tuple[str, float, int], ...] | None = None
+        self._templates: dict[str, Template] = {}
+        self._problems: dict[str, list[str]] = {}
+
+    def all(self) -> list[Template]:
+        self._refresh()
+        return sorted(self._templates.values(), key=lambda t: t.name)
+
+    def problems(self) -> dict[str, list[str]]:
+        self._refresh()
+        return dict(self._problems)
+
+    def get(self, name: str) -> Template:
+        self._refresh()
+        template = self._templates.get(name)
+        if template is None:
+            known = ", ".join(sorted(self._templates)) or "none"
+            raise NotFound(f"no template named {name!r} (known: {known})")
+        return template
+
+    def _files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(
+            p for p in self.folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+        )
+
+    def _refresh(self) -> None:
+        files = self._files()
+        stamp = tuple((str(p), p.stat().st_mtime, p.stat().st_size) for p in files)
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            templates: dict[str, Template] = {}
+            problems: dict[str, list[str]] = {}
+            for path in files:
+                try:
+                    template = read_template(path)
+                except YamlError as e:
+                    problems[str(path)] = e.problems
+                    continue
+                if template.name in templates:
+                    other = templates[template.name].source
+                    problems[str(path)] = [
+                        f"{path}:1: name: template {template.name!r} is also defined in {other}"
+                    ]
+                    continue
+                templates[template.name] = template
+            for file, found in problems.items():
+                log.warning("template %s is invalid: %s", file, "; ".join(found))
+            self._templates, self._problems, self._stamp = templates, problems, stamp

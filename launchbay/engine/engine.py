@@ -1,0 +1,746 @@
+"""The engine: creates, provisions, reconciles, expires and deletes spaces.
+
+Every change to a space goes through here, recorded as an event that says who and why.
+Requests (create, delete, extend, sleep, wake) write the wanted state and return at once;
+jobs on a per-space queue do the work, and the reconcile loop finishes whatever a crash
+or restart interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
+from launchbay.domain.durations import format_duration, parse_duration
+from launchbay.domain.errors import (
+    Conflict,
+    Invalid,
+    LaunchbayError,
+    NotFound,
+    PermanentError,
+    TemporaryError,
+)
+from launchbay.domain.names import ServiceName, SpaceName, parse_space_name
+from launchbay.domain.phases import Phase, ServiceStatus, can_transition
+from launchbay.domain.plan import Observed, phase_for
+from launchbay.domain.spec import (
+    ResolvedService,
+    choose_ttl,
+    extended_expiry,
+    parse_sets,
+    resolve_params,
+    resolve_services,
+)
+from launchbay.domain.template import Template
+from launchbay.engine.catalog import TemplateCatalog
+from launchbay.engine.jobs import Jobs
+from launchbay.runtimes.base import Runtime, RuntimeRegistry, ServiceFailed, SpaceRef
+from launchbay.store import queries as q
+from launchbay.store.db import Store
+from launchbay.store.models import Event, ServiceState, Space
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    reconcile_interval: float = 5.0
+    # Far shorter than the shortest TTL: a space outlives its expiry by at most one sweep.
+    sweep_interval: float = 1.0
+    # Copilot: expired spaces are marked and recorded, never deleted.
+    copilot: bool = False
+    max_restarts: int = 3
+    # An orphan (resources with no live record) is removed once seen for this long.
+    orphan_grace: float = 30.0
+    workers: int = 16
+
+
+@dataclass(frozen=True)
+class CreateSpace:
+    name: str
+    template: str
+    runtime: str = "process"
+    ttl: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    sets: Mapping[str, str] = field(default_factory=dict)
+
+
+class Cancelled(Exception):
+    """A job stopped because its space is being deleted or the server is stopping."""
+
+
+class _DependencyFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a job needs of a space, read once so that no session is held while it works."""
+
+    id: int
+    ref: SpaceRef
+    runtime: str
+    params: dict[str, str]
+    overrides: dict[str, dict[str, str]]
+
+    @classmethod
+    def of(cls, space: Space) -> _Snapshot:
+        ref = SpaceRef(name=SpaceName(space.name), owner=space.owner, template=space.template)
+        return cls(space.id, ref, space.runtime, dict(space.params), dict(space.overrides))
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        runtimes: RuntimeRegistry,
+        catalog: TemplateCatalog,
+        settings: EngineSettings,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.runtimes = runtimes
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self.jobs = Jobs(workers=settings.workers)
+        self._cancels: dict[int, threading.Event] = {}
+        self._cancels_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._loops: list[threading.Thread] = []
+        self._orphans_seen: dict[tuple[str, str], float] = {}
+
+    # -- requests ------------------------------------------------------------------------
+
+    def create(self, request: CreateSpace, *, actor: Actor) -> Space:
+        """Validate everything, record the space as `pending` and queue its provisioning.
+
+        Nothing is written unless the whole request is valid. Of two concurrent creates of
+        one name exactly one wins; the other gets Conflict.
+        """
+        name = parse_space_name(request.name)
+        template = self.catalog.get(request.template)
+        self._check_runtime(template, request.runtime)
+        params = resolve_params(template, request.params)
+        overrides = parse_sets(request.sets, template)
+        ttl = choose_ttl(template.ttl, request.ttl)
+        now = self.clock()
+        with self.store.write() as s:
+            space = q.add_space(
+                s,
+                Space(
+                    name=name,
+                    live_name=name,
+                    template=template.name,
+                    runtime=request.runtime,
+                    owner=actor.name,
+                    params=params,
+                    overrides=overrides,
+                    phase=Phase.PENDING.value,
+                    reason="",
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=now + ttl,
+                ),
+            )
+            for position, service in enumerate(template.services):
+                space.services.append(
+                    ServiceState(
+                        name=service,
+                        position=position,
+                        status=ServiceStatus.PENDING.value,
+                        version=overrides.get(service, {}).get(
+                            "version", template.services[service].version
+                        ),
+                        detail="",
+                        restarts=0,
+                        endpoints={},
+                        updated_at=now,
+                    )
+                )
+            q.add_event(
+                s,
+                space,
+                actor=actor.name,
+                kind="created",
+                now=now,
+                phase=Phase.PENDING,
+                message=f"created from template {template.name} on {request.runtime}, "
+                f"TTL {format_duration(ttl)}",
+            )
+        log.info("space %s: created by %s", name, actor.name)
+        self._submit_provision(space)
+        return space
+
+    def delete(self, name: str, *, actor: Actor, reason: str = "") -> Space:
+        """Mark the space `deleting` and queue the teardown. Idempotent: deleting a space
+        that is being deleted, or is gone, returns it as it is."""
+        with self.store.write() as s:
+            space = q.find_space(s, name)
+            if Phase(space.phase) in (Phase.DELETING, Phase.DELETED):
+                return space
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
+            self._set_phase(
+                s,
+                space,
+                Phase.DELETING,
+                actor=actor.name,
+                kind="delete-requested",
+                message=reason or f"delete requested by {actor.name}",
+            )
+        self._cancel(space.id).set()
+        self._submit_delete(space)
+        return space
+
+    def extend(self, name: str, *, by: str, actor: Actor) -> Space:
+        duration = parse_duration(by)
+        with self.store.write() as s:
+            space = self._live_for_update(s, name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
+            if Phase(space.phase) is Phase.DELETING:
+                raise Conflict(f"space {name!r} is being deleted")
+            template = self.catalog.get(space.template)
+            now = self.clock()
+            space.expires_at = extended_expiry(
+                expires_at=space.expires_at,
+                created_at=space.created_at,
+                by=duration,
+                policy=template.ttl,
+                now=now,
+            )
+            space.expired_at = None
+            space.updated_at = now
+            q.add_event(
+                s,
+                space,
+                actor=actor.name,
+                kind="extended",
+                now=now,
+                message=f"TTL extended by {format_duration(duration)}; "
+                f"expires {space.expires_at.isoformat(timespec='seconds')}",
+            )
+        return space
+
+    def sleep(self, name: str, *, actor: Actor) -> Space:
+        with self.store.write() as s:
+            space = self._live_for_update(s, name)
+            require_owner_or_admin(
+                actor, owner=space.owner, space=space.name, action="put to sleep"
+            )
+            phase = Phase(space.phase)
+            if phase is Phase.SLEEPING:
+                return space
+            if phase not in (Phase.READY, Phase.DEGRADED):
+                raise Conflict(
+                    f"space {name!r} is {phase}; only a ready or degraded space can sleep"
+                )
+        self.jobs.submit(
+            space.id, "sleep", lambda: self._sleep_job(space.id, actor=actor.name), label=name
+        )
+        return space
+
+    def wake(self, name: str, *, actor: Actor) -> Space:
+        with self.store.write() as s:
+            space = self._live_for_update(s, name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="wake")
+            phase = Phase(space.phase)
+            if phase in (Phase.READY, Phase.DEGRADED, Phase.PROVISIONING, Phase.PENDING):
+                return space
+            if phase is not Phase.SLEEPING:
+                raise Conflict(f"space {name!r} is {phase}; only a sleeping space can be woken")
+            self._set_phase(
+                s,
+                space,
+                Phase.PROVISIONING,
+                actor=actor.name,
+                kind="wake-requested",
+                message=f"wake requested by {actor.name}",
+            )
+        self._submit_provision(space, actor=actor.name)
+        return space
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> Space:
+        with self.store.read() as s:
+            return q.find_space(s, name)
+
+    def list_spaces(
+        self, where: q.SpaceFilter, *, limit: int, before_id: int | None
+    ) -> tuple[Sequence[Space], int]:
+        with self.store.read() as s:
+            return q.list_spaces(s, where, limit=limit, before_id=before_id)
+
+    def events(self, name: str, *, limit: int = 200) -> Sequence[Event]:
+        with self.store.read() as s:
+            return q.events(s, q.find_space(s, name), limit=limit)
+
+    def logs(self, name: str, service: str, *, tail: int, follow: bool) -> Iterator[str]:
+        with self.store.read() as s:
+            space = q.find_space(s, name)
+            q.service_state(space, service)
+            snapshot = _Snapshot.of(space)
+        return self._runtime(snapshot.runtime).logs(
+            snapshot.ref, ServiceName(service), tail=tail, follow=follow
+        )
+
+    def runtime_status(self) -> dict[str, dict[str, object]]:
+        result: dict[str, dict[str, object]] = {}
+        for name, runtime in self.runtimes.items():
+            try:
+                result[name] = {"ok": True, "detail": runtime.check()}
+            except LaunchbayError as e:
+                result[name] = {"ok": False, "detail": e.message}
+        return result
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _submit_provision(self, space: Space, *, actor: str = SYSTEM.name) -> None:
+        self.jobs.submit(
+            space.id,
+            "provision",
+            lambda: self._provision_job(space.id, actor=actor),
+            label=space.name,
+        )
+
+    def _submit_delete(self, space: Space) -> None:
+        self.jobs.submit(space.id, "delete", lambda: self._delete_job(space.id), label=space.name)
+
+    def _provision_job(self, space_id: int, *, actor: str) -> None:
+        with self.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            if Phase(space.phase) not in (Phase.PENDING, Phase.PROVISIONING):
+                return
+            self._set_phase(
+                s,
+                space,
+                Phase.PROVISIONING,
+                actor=actor,
+                kind="provisioning",
+                message="starting services in dependency order",
+            )
+            snapshot = _Snapshot.of(space)
+        cancel = self._cancel(space_id)
+        try:
+            template = self.catalog.get(snapshot.ref.template)
+            runtime = self._runtime(snapshot.runtime)
+            services = self._resolve(snapshot, template, runtime)
+            self._record_endpoints(snapshot, services, runtime)
+            self._bring_up(snapshot, template, services, runtime, cancel)
+        except Cancelled:
+            log.info(
+                "space %s: provisioning stopped (deleting or shutting down)", snapshot.ref.name
+            )
+        except TemporaryError as e:
+            self._record(snapshot, kind="retry", message=f"will retry: {e.message}")
+        except ServiceFailed as e:
+            self._fail(snapshot, e.message, service=e.service)
+        except LaunchbayError as e:
+            self._fail(snapshot, e.message)
+        else:
+            self._finish_provision(snapshot)
+
+    def _bring_up(
+        self,
+        snapshot: _Snapshot,
+        template: Template,
+        services: Mapping[ServiceName, ResolvedService],
+        runtime: Runtime,
+        cancel: threading.Event,
+    ) -> None:
+        """Start every service once its dependencies are healthy, independent ones in parallel."""
+        abort = threading.Event()
+        futures: dict[str, Future[None]] = {}
+        with ThreadPoolExecutor(
+            max_workers=len(services), thread_name_prefix="launchbay-svc"
+        ) as pool:
+            for layer in template.dependency_order():
+                for name in layer:
+                    deps = [futures[d] for d in services[name].spec.depends_on]
+                    futures[name] = pool.submit(
+                        self._bring_up_service,
+                        snapshot,
+                        services[name],
+                        runtime,
+                        deps,
+                        (cancel, abort),
+                    )
+            wait(futures.values(), return_when=FIRST_EXCEPTION)
+            if any(f.done() and f.exception() for f in futures.values()):
+                abort.set()
+        errors = [e for f in futures.values() if (e := f.exception()) is not None]
+        root = [e for e in errors if not isinstance(e, _DependencyFailed | Cancelled)]
+        if root:
+            raise root[0]
+        if errors:
+            raise Cancelled()
+
+    def _bring_up_service(
+        self,
+        snapshot: _Snapshot,
+        service: ResolvedService,
+        runtime: Runtime,
+        deps: Sequence[Future[None]],
+        stops: tuple[threading.Event, threading.Event],
+    ) -> None:
+        for dep in deps:
+            if dep.exception() is not None:
+                raise _DependencyFailed()
+        self._check_stop(stops)
+        seen = runtime.probe(snapshot.ref, service)
+        if seen.running and seen.healthy is not False:
+            self._set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+            return
+        self._set_service(
+            snapshot, service.name, ServiceStatus.STARTING, f"starting {service.version}"
+        )
+        runtime.start(snapshot.ref, service)
+        seen = self._wait_healthy(snapshot, service, runtime, stops)
+        self._set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+
+    def _wait_healthy(
+        self,
+        snapshot: _Snapshot,
+        service: ResolvedService,
+        runtime: Runtime,
+        stops: tuple[threading.Event, ...],
+    ) -> Observed:
+        health = service.spec.health
+        timeout = health.timeout if health else timedelta(seconds=30)
+        interval = health.interval.total_seconds() if health else 0.5
+        deadline = time.monotonic() + timeout.total_seconds()
+        running_since: float | None = None
+        while True:
+            self._check_stop(stops)
+            seen = runtime.probe(snapshot.ref, service)
+            if not seen.running:
+                raise ServiceFailed(
+                    service.name,
+                    seen.detail,
+                    log_tail=self._log_tail(snapshot, service.name, runtime),
+                )
+            if health is not None and seen.healthy:
+                return seen
+            if health is None:
+                # Without a health check, "ready" is "still running a moment after start".
+                running_since = running_since or time.monotonic()
+                if time.monotonic() - running_since >= 1.0:
+                    return seen
+            if time.monotonic() > deadline:
+                raise ServiceFailed(
+                    service.name,
+                    f"not healthy after {format_duration(timeout)} ({seen.detail})",
+                    log_tail=self._log_tail(snapshot, service.name, runtime),
+                )
+            self._pause(min(interval, max(deadline - time.monotonic(), 0.05)), stops)
+
+    def _finish_provision(self, snapshot: _Snapshot) -> None:
+        with self.store.write() as s:
+            space = q.space_for_update(s, snapshot.id)
+            if Phase(space.phase) is not Phase.PROVISIONING:
+                return
+            phase = phase_for([ServiceStatus(x.status) for x in space.services])
+            self._set_phase(
+                s,
+                space,
+                phase,
+                actor=SYSTEM.name,
+                kind=phase.value,
+                message="all services are healthy"
+                if phase is Phase.READY
+                else "some services are not healthy",
+            )
+        log.info("space %s: %s", snapshot.ref.name, phase)
+
+    def _fail(self, snapshot: _Snapshot, reason: str, *, service: str | None = None) -> None:
+        """Stop what runs (its logs stay readable) and record why the space failed."""
+        log.warning("space %s: failed: %s", snapshot.ref.name, reason.splitlines()[0])
+        try:
+            runtime = self._runtime(snapshot.runtime)
+            runtime.sleep(snapshot.ref, [ServiceName(n) for n in self._service_names(snapshot.id)])
+        except LaunchbayError as e:
+            reason += f"\n(and stopping its services failed: {e.message})"
+        with self.store.write() as s:
+            space = q.space_for_update(s, snapshot.id)
+            if Phase(space.phase) in (Phase.DELETING, Phase.DELETED):
+                return
+            for state in space.services:
+                if state.name == service:
+                    state.status, state.detail = ServiceStatus.FAILED.value, reason.splitlines()[0]
+                elif state.status in (ServiceStatus.PENDING.value, ServiceStatus.STARTING.value):
+                    state.status, state.detail = (
+                        ServiceStatus.STOPPED.value,
+                        "not started: another service failed",
+                    )
+                else:
+                    state.status = ServiceStatus.STOPPED.value
+            space.reason = reason
+            self._set_phase(
+                s, space, Phase.FAILED, actor=SYSTEM.name, kind="failed", message=reason
+            )
+
+    def _delete_job(self, space_id: int) -> None:
+        with self.store.read() as s:
+            space = q.space_for_update(s, space_id)
+            if Phase(space.phase) is not Phase.DELETING:
+                return
+            snapshot = _Snapshot.of(space)
+        try:
+            self._runtime(snapshot.runtime).destroy(snapshot.ref)
+        except TemporaryError as e:
+            self._record(snapshot, kind="retry", message=f"delete will be retried: {e.message}")
+            return
+        now = self.clock()
+        with self.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            space.live_name = None
+            space.deleted_at = now
+            for service in space.services:
+                service.status = ServiceStatus.STOPPED.value
+                service.endpoints = {}
+            self._set_phase(
+                s,
+                space,
+                Phase.DELETED,
+                actor=SYSTEM.name,
+                kind="deleted",
+                message="everything of the space was removed",
+            )
+        with self._cancels_lock:
+            self._cancels.pop(space_id, None)
+        log.info("space %s: deleted", snapshot.ref.name)
+
+    def _sleep_job(self, space_id: int, *, actor: str) -> None:
+        with self.store.read() as s:
+            space = q.space_for_update(s, space_id)
+            if Phase(space.phase) not in (Phase.READY, Phase.DEGRADED):
+                return
+            snapshot = _Snapshot.of(space)
+            names = [ServiceName(x.name) for x in space.services]
+        self._runtime(snapshot.runtime).sleep(snapshot.ref, names)
+        with self.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            for service in space.services:
+                service.status = ServiceStatus.STOPPED.value
+                service.detail = "asleep"
+            self._set_phase(
+                s,
+                space,
+                Phase.SLEEPING,
+                actor=actor,
+                kind="sleeping",
+                message="services stopped, state kept",
+            )
+
+    def _restart_job(self, space_id: int, service_name: str, *, reason: str) -> None:
+        """A service that was ready has died: start it again and wait for its health."""
+        with self.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            if Phase(space.phase) not in (Phase.READY, Phase.DEGRADED):
+                return
+            state = q.service_state(space, service_name)
+            state.restarts += 1
+            state.status = ServiceStatus.STARTING.value
+            state.detail = f"restarting: {reason}"
+            q.add_event(
+                s,
+                space,
+                actor=SYSTEM.name,
+                kind="restart",
+                now=self.clock(),
+                message=f"service {service_name} stopped ({reason}); restart {state.restarts} "
+                f"of {self.settings.max_restarts}",
+            )
+            snapshot = _Snapshot.of(space)
+        try:
+            template = self.catalog.get(snapshot.ref.template)
+            runtime = self._runtime(snapshot.runtime)
+            service = self._resolve(snapshot, template, runtime)[ServiceName(service_name)]
+            runtime.start(snapshot.ref, service)
+            seen = self._wait_healthy(snapshot, service, runtime, (self._cancel(space_id),))
+            self._set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+        except Cancelled:
+            return
+        except LaunchbayError as e:
+            self._set_service(
+                snapshot, ServiceName(service_name), ServiceStatus.FAILED, e.message.splitlines()[0]
+            )
+            self._record(snapshot, kind="restart-failed", message=e.message)
+        self._settle_phase(snapshot.id)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _resolve(
+        self, snapshot: _Snapshot, template: Template, runtime: Runtime
+    ) -> dict[ServiceName, ResolvedService]:
+        addresses = runtime.addresses(snapshot.ref, list(template.services))
+        return resolve_services(
+            template,
+            space=snapshot.ref.name,
+            owner=snapshot.ref.owner,
+            params=snapshot.params,
+            overrides=snapshot.overrides,
+            addresses=addresses,
+        )
+
+    def _record_endpoints(
+        self, snapshot: _Snapshot, services: Mapping[ServiceName, ResolvedService], runtime: Runtime
+    ) -> None:
+        endpoints = {
+            name: runtime.endpoints(snapshot.ref, service) for name, service in services.items()
+        }
+        with self.store.write() as s:
+            space = q.space_for_update(s, snapshot.id)
+            for state in space.services:
+                if state.name in services:
+                    state.endpoints = endpoints[ServiceName(state.name)]
+                    state.version = services[ServiceName(state.name)].version
+
+    def _set_service(
+        self, snapshot: _Snapshot, name: ServiceName, status: ServiceStatus, detail: str
+    ) -> None:
+        with self.store.write() as s:
+            space = q.space_for_update(s, snapshot.id)
+            state = q.service_state(space, name)
+            if state.status != status.value:
+                q.add_event(
+                    s,
+                    space,
+                    actor=SYSTEM.name,
+                    kind=f"service-{status.value}",
+                    now=self.clock(),
+                    message=f"{name}: {detail}",
+                )
+            state.status, state.detail, state.updated_at = status.value, detail, self.clock()
+
+    def _settle_phase(self, space_id: int) -> None:
+        """Ready when every service is, degraded otherwise; only for settled, running spaces."""
+        with self.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            if Phase(space.phase) in (Phase.READY, Phase.DEGRADED):
+                phase = phase_for([ServiceStatus(x.status) for x in space.services])
+                self._set_phase(
+                    s,
+                    space,
+                    phase,
+                    actor=SYSTEM.name,
+                    kind=phase.value,
+                    message=", ".join(f"{x.name} {x.status}" for x in space.services),
+                )
+
+    def _set_phase(
+        self, s: Session, space: Space, phase: Phase, *, actor: str, kind: str, message: str
+    ) -> None:
+        current = Phase(space.phase)
+        if current is phase:
+            return
+        if not can_transition(current, phase):
+            raise Conflict(f"space {space.name!r} cannot go from {current} to {phase}")
+        now = self.clock()
+        space.phase, space.updated_at = phase.value, now
+        if phase in (Phase.READY, Phase.PROVISIONING):
+            space.reason = ""
+        q.add_event(s, space, actor=actor, kind=kind, message=message, now=now, phase=phase)
+
+    def _record(self, snapshot: _Snapshot, *, kind: str, message: str) -> None:
+        with self.store.write() as s:
+            space = q.space_for_update(s, snapshot.id)
+            q.add_event(s, space, actor=SYSTEM.name, kind=kind, message=message, now=self.clock())
+
+    def _live_for_update(self, s: Session, name: str) -> Space:
+        space = q.live_space(s, name)
+        if space is None:
+            raise NotFound(f"no space named {name!r}")
+        return q.space_for_update(s, space.id)
+
+    def _service_names(self, space_id: int) -> list[str]:
+        with self.store.read() as s:
+            return [x.name for x in q.space_for_update(s, space_id).services]
+
+    def _log_tail(self, snapshot: _Snapshot, service: str, runtime: Runtime) -> str:
+        try:
+            return "".join(
+                runtime.logs(snapshot.ref, ServiceName(service), tail=20, follow=False)
+            ).rstrip()
+        except LaunchbayError:
+            return ""
+
+    def _runtime(self, name: str) -> Runtime:
+        runtime = self.runtimes.get(name)
+        if runtime is None:
+            raise PermanentError(f"runtime {name!r} is not enabled on this server")
+        return runtime
+
+    def _check_runtime(self, template: Template, runtime: str) -> None:
+        if runtime not in self.runtimes:
+            enabled = ", ".join(sorted(self.runtimes))
+            raise Invalid(f"runtime {runtime!r} is not enabled on this server (enabled: {enabled})")
+        missing = [n for n, s in template.services.items() if not s.supports(runtime)]
+        if missing:
+            raise Invalid(
+                f"template {template.name!r} cannot run on {runtime}: "
+                f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no section for it"
+            )
+
+    def _cancel(self, space_id: int) -> threading.Event:
+        with self._cancels_lock:
+            return self._cancels.setdefault(space_id, threading.Event())
+
+    def _check_stop(self, stops: Sequence[threading.Event]) -> None:
+        if self._stopping.is_set() or any(e.is_set() for e in stops):
+            raise Cancelled()
+
+    def _pause(self, seconds: float, stops: Sequence[threading.Event]) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._check_stop(stops)
+            time.sleep(min(0.05, seconds))
+        self._check_stop(stops)
+
+    # -- loops ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reconcile and reaper loops (once the server is the leader)."""
+        from launchbay.engine.loops import reap_once, reconcile_once
+
+        for name, interval, step in (
+            ("reconciler", self.settings.reconcile_interval, reconcile_once),
+            ("reaper", self.settings.sweep_interval, reap_once),
+        ):
+            thread = threading.Thread(
+                target=self._loop,
+                args=(name, interval, step),
+                name=f"launchbay-{name}",
+                daemon=True,
+            )
+            thread.start()
+            self._loops.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._loops:
+            thread.join(timeout=10)
+        self.jobs.shutdown()
+
+    def _loop(self, name: str, interval: float, step: Callable[[Engine], None]) -> None:
+        while not self._stopping.is_set():
+            try:
+                step(self)
+            except Exception:  # the loop boundary: log and go on at the next tick
+                log.exception("%s pass failed; trying again in %ss", name, interval)
+            self._stopping.wait(interval)

@@ -1,0 +1,190 @@
+"""The level-triggered loops: the reconciler and the reaper.
+
+Both read what is, decide with the pure planner, and act through the engine's job queue,
+so that after a crash at any point the next pass converges. A read that fails (store or
+runtime) makes a pass do nothing, never delete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from launchbay.domain.auth import SYSTEM
+from launchbay.domain.errors import LaunchbayError, TemporaryError
+from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.phases import Phase, ServiceStatus
+from launchbay.domain.plan import Action, ActionKind, Observed, plan_space
+from launchbay.engine.engine import Engine, _Snapshot
+from launchbay.store import queries as q
+from launchbay.store.models import Space
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_once(engine: Engine) -> None:
+    """One pass over every live space, then over what the runtimes hold without a record."""
+    # Runtimes first, store second: a record is always written before a runtime creates
+    # anything, so whatever a runtime held before this store read is in the read.
+    held = _runtime_holdings(engine)
+    with engine.store.read() as s:
+        spaces = list(q.live_spaces(s))
+        ever = q.count_spaces(s)
+    for space in spaces:
+        try:
+            _reconcile_space(engine, space)
+        except LaunchbayError as e:
+            log.warning("space %s: reconcile skipped: %s", space.name, e.message)
+        except Exception:  # per-object boundary: one space must not stop the pass
+            log.exception("space %s: reconcile failed", space.name)
+    _sweep_orphans(engine, held, live={(x.runtime, x.name) for x in spaces}, store_empty=ever == 0)
+
+
+def _reconcile_space(engine: Engine, space: Space) -> None:
+    snapshot = _Snapshot.of(space)
+    phase = Phase(space.phase)
+    observed: Mapping[str, Observed] | None = {}
+    if phase not in (Phase.PENDING, Phase.PROVISIONING, Phase.DELETING):
+        observed = _observe(engine, snapshot)
+    restarts = {x.name: x.restarts >= engine.settings.max_restarts for x in space.services}
+    actions = plan_space(
+        phase,
+        recorded={x.name: ServiceStatus(x.status) for x in space.services},
+        observed=observed,
+        busy=engine.jobs.busy(space.id),
+        max_restarts_reached=restarts,
+    )
+    for action in actions:
+        _apply(engine, space, snapshot, action)
+
+
+def _observe(engine: Engine, snapshot: _Snapshot) -> Mapping[str, Observed] | None:
+    try:
+        template = engine.catalog.get(snapshot.ref.template)
+        runtime = engine._runtime(snapshot.runtime)
+        services = engine._resolve(snapshot, template, runtime)
+        observed = runtime.observe(snapshot.ref, list(services.values()))
+        return {str(name): seen for name, seen in observed.items()}
+    except LaunchbayError as e:
+        log.warning(
+            "space %s: cannot observe, doing nothing this pass: %s", snapshot.ref.name, e.message
+        )
+        return None
+
+
+def _apply(engine: Engine, space: Space, snapshot: _Snapshot, action: Action) -> None:
+    name = space.name
+    if action.kind is ActionKind.PROVISION:
+        log.info("space %s: %s", name, action.reason)
+        engine._submit_provision(space)
+    elif action.kind is ActionKind.DELETE:
+        log.info("space %s: finishing an interrupted delete", name)
+        engine._submit_delete(space)
+    elif action.kind is ActionKind.RESTART and action.service:
+        service = action.service
+        engine.jobs.submit(
+            space.id,
+            f"restart:{service}",
+            lambda: engine._restart_job(space.id, service, reason=action.reason),
+            label=name,
+        )
+    elif action.kind is ActionKind.STOP:
+        log.info("space %s: stopping services: %s", name, action.reason)
+        engine._runtime(snapshot.runtime).sleep(
+            snapshot.ref, [ServiceName(x.name) for x in space.services]
+        )
+    elif action.kind is ActionKind.MARK and action.service and action.status:
+        engine._set_service(
+            snapshot,
+            ServiceName(action.service),
+            action.status,
+            action.reason or action.status.value,
+        )
+        engine._settle_phase(space.id)
+
+
+def _runtime_holdings(engine: Engine) -> dict[str, set[SpaceName]] | None:
+    held: dict[str, set[SpaceName]] = {}
+    for name, runtime in engine.runtimes.items():
+        try:
+            held[name] = runtime.spaces()
+        except TemporaryError as e:
+            log.warning(
+                "runtime %s: cannot list its spaces, no orphan sweep this pass: %s", name, e.message
+            )
+            return None
+    return held
+
+
+def _sweep_orphans(
+    engine: Engine,
+    held: dict[str, set[SpaceName]] | None,
+    *,
+    live: set[tuple[str, str]],
+    store_empty: bool,
+) -> None:
+    """Remove what runtimes hold for spaces with no live record, once past the grace period.
+
+    Never on a failed runtime read, and never when the store has no space at all: an empty
+    store (a wrong database URL, a lost volume) must not look like "everything is orphaned".
+    """
+    if held is None or store_empty:
+        return
+    now = time.monotonic()
+    current = {(runtime, name) for runtime, names in held.items() for name in names} - live
+    for key in list(engine._orphans_seen):
+        if key not in current:
+            del engine._orphans_seen[key]
+    for runtime, name in sorted(current):
+        first = engine._orphans_seen.setdefault((runtime, name), now)
+        if now - first < engine.settings.orphan_grace:
+            log.info(
+                "space %s: %s holds resources with no live record; removing after the grace period",
+                name,
+                runtime,
+            )
+            continue
+        log.warning("space %s: removing orphaned %s resources (no live record)", name, runtime)
+        try:
+            engine.runtimes[runtime].destroy_orphan(name)
+            del engine._orphans_seen[(runtime, name)]
+        except LaunchbayError as e:
+            log.warning("space %s: orphan removal failed: %s", name, e.message)
+
+
+def reap_once(engine: Engine) -> None:
+    """Delete (autopilot) or mark (copilot) every space past its expiry."""
+    now = engine.clock()
+    with engine.store.read() as s:
+        expired = list(q.expired_spaces(s, now=now))
+    for space in expired:
+        try:
+            if engine.settings.copilot:
+                _mark_expired(engine, space.id)
+            else:
+                log.info(
+                    "space %s: TTL expired at %s, deleting",
+                    space.name,
+                    space.expires_at.isoformat(),
+                )
+                engine.delete(space.name, actor=SYSTEM, reason="TTL expired")
+        except LaunchbayError as e:
+            log.warning("space %s: reaper could not act: %s", space.name, e.message)
+
+
+def _mark_expired(engine: Engine, space_id: int) -> None:
+    with engine.store.write() as s:
+        space = q.space_for_update(s, space_id)
+        if space.expired_at is not None or space.live_name is None:
+            return
+        space.expired_at = engine.clock()
+        log.info("space %s: **COPILOT**: would delete (TTL expired)", space.name)
+        q.add_event(
+            s,
+            space,
+            actor=SYSTEM.name,
+            kind="expired",
+            now=engine.clock(),
+            message="TTL expired; copilot mode: would delete, left running",
+        )

@@ -1,0 +1,1 @@
+"""Runtimes: the only code that touches processes, Docker and Kubernetes."""

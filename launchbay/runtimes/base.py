@@ -1,0 +1,107 @@
+"""The interface every runtime implements, and the errors it may raise.
+
+A runtime knows nothing of the store: the engine tells it what to run and asks what
+runs. It must be idempotent (starting a running service is a no-op, destroying a gone
+space is a no-op) and must label everything it creates, so that it can find what belongs
+to Launchbay after a crash and never touch anything else.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from launchbay.domain.errors import PermanentError, TemporaryError
+from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.plan import Observed
+from launchbay.domain.spec import Address, ResolvedService
+
+
+class RuntimeUnavailable(TemporaryError):
+    """The runtime cannot be reached or used right now (daemon down, no cluster access)."""
+
+
+class ServiceFailed(PermanentError):
+    """A service could not be started or died; carries the tail of its log."""
+
+    def __init__(self, service: str, message: str, *, log_tail: str = "") -> None:
+        text = f"service {service!r}: {message}"
+        if log_tail:
+            text += "\n--- last lines of its log ---\n" + log_tail
+        super().__init__(text)
+        self.service = service
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class SpaceRef:
+    """What a runtime needs to know of a space to find and label its resources."""
+
+    name: SpaceName
+    owner: str
+    template: str
+
+
+class Runtime(abc.ABC):
+    """One place where spaces run. A new runtime is one module implementing this."""
+
+    name: str
+
+    @abc.abstractmethod
+    def check(self) -> str:
+        """A line saying the runtime is usable; raises RuntimeUnavailable saying why not."""
+
+    @abc.abstractmethod
+    def addresses(
+        self, space: SpaceRef, services: Sequence[ServiceName]
+    ) -> dict[ServiceName, Address]:
+        """Where each service answers inside the space; stable for the life of the space."""
+
+    @abc.abstractmethod
+    def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
+        """The service's endpoints as URLs a person can open, by endpoint name."""
+
+    @abc.abstractmethod
+    def start(self, space: SpaceRef, service: ResolvedService) -> None:
+        """Run the service (or wake it). A no-op if it already runs as specified."""
+
+    @abc.abstractmethod
+    def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
+        """Is it running, and does its health check pass right now?"""
+
+    def observe(
+        self, space: SpaceRef, services: Sequence[ResolvedService]
+    ) -> dict[ServiceName, Observed]:
+        """Every service's state; raises RuntimeUnavailable rather than guess."""
+        return {service.name: self.probe(space, service) for service in services}
+
+    @abc.abstractmethod
+    def stop(self, space: SpaceRef, service: ServiceName) -> None:
+        """Stop one service, keeping its data. Idempotent."""
+
+    def sleep(self, space: SpaceRef, services: Sequence[ServiceName]) -> None:
+        """Stop everything, keeping state, so that `start` can wake it."""
+        for name in services:
+            self.stop(space, name)
+
+    @abc.abstractmethod
+    def destroy(self, space: SpaceRef) -> None:
+        """Remove everything the space has in this runtime. Idempotent."""
+
+    @abc.abstractmethod
+    def spaces(self) -> set[SpaceName]:
+        """Names of the spaces this runtime holds anything for (labelled as Launchbay's)."""
+
+    @abc.abstractmethod
+    def logs(
+        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+    ) -> Iterator[str]:
+        """The service's log lines, the last `tail` of them, then new ones if `follow`."""
+
+    def destroy_orphan(self, name: SpaceName) -> None:
+        """Remove what the runtime holds for a space that has no live record."""
+        self.destroy(SpaceRef(name=name, owner="", template=""))
+
+
+RuntimeRegistry = Mapping[str, Runtime]

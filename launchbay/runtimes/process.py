@@ -1,0 +1,327 @@
+"""The process runtime, the embedded default: each service is a local process group.
+
+Layout under the runtime's root folder, one folder per space:
+    <root>/<space>/ports.json        ports allocated to its services (stable across restarts)
+    <root>/<space>/<service>.pid     {"pid", "start_time"} of the service's group leader
+    <root>/<space>/<service>.log     its output
+
+Every process carries LAUNCHBAY_ROOT, LAUNCHBAY_SPACE and LAUNCHBAY_SERVICE in its
+environment, inherited by its children: those are its labels. After a restart the runtime
+re-adopts a service only if the recorded pid is alive with the recorded start time (a pid
+reused by a stranger has another start time), and it stops a service by signalling only
+processes that carry its labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.plan import Observed
+from launchbay.domain.spec import Address, ResolvedService
+from launchbay.runtimes import probes, proc
+from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
+
+LABEL_ROOT = "LAUNCHBAY_ROOT"
+LABEL_SPACE = "LAUNCHBAY_SPACE"
+LABEL_SERVICE = "LAUNCHBAY_SERVICE"
+# The server's own secrets and settings are not the services' business.
+_PRIVATE_ENV_PREFIXES = ("BAY_", "LAUNCHBAY_")
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(self, root: Path, *, host: str = "127.0.0.1", stop_grace: float = 5.0) -> None:
+        self.root = root.resolve()
+        self.host = host
+        self.stop_grace = stop_grace
+        self._children: dict[tuple[str, str], proc.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    # -- the interface -------------------------------------------------------------------
+
+    def check(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return f"process runtime: spaces run as local processes under {self.root}"
+
+    def addresses(
+        self, space: SpaceRef, services: Sequence[ServiceName]
+    ) -> dict[ServiceName, Address]:
+        folder = self._folder(space.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            ports: dict[str, int] = _read_json(folder / "ports.json") or {}
+            taken = set(ports.values())
+            for name in services:
+                while name not in ports:
+                    port = probes.free_port(self.host)
+                    if port not in taken:
+                        ports[name] = port
+                        taken.add(port)
+            _write_json(folder / "ports.json", ports)
+        return {name: Address(self.host, ports[name]) for name in services}
+
+    def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
+        address = self.addresses(space, [service.name])[service.name]
+        return {e.name: address.url + e.path for e in service.spec.endpoints}
+
+    def start(self, space: SpaceRef, service: ResolvedService) -> None:
+        if self._alive_record(space.name, service.name) is not None:
+            return
+        section = service.spec.process
+        if section is None:
+            raise ServiceFailed(
+                service.name, "has no process section; it cannot run on the process runtime"
+            )
+        # Labelled processes without a live record are left from a start that a crash
+        # interrupted before the pid was written: stop them rather than run two copies.
+        self._terminate(space.name, service.name)
+        folder = self._folder(space.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        cwd = Path(section.cwd) if section.cwd else folder
+        address = self.addresses(space, [service.name])[service.name]
+        env = self._environment(space, service, address)
+        log_path = folder / f"{service.name}.log"
+        with log_path.open("ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(
+                f"--- {stamp} launchbay: starting {service.name} at {service.version}\n".encode()
+            )
+            log.flush()
+            try:
+                child = proc.spawn(section.command, env=env, cwd=cwd, log=log)
+            except FileNotFoundError as e:
+                raise ServiceFailed(service.name, f"command not found: {section.command[0]}") from e
+            except PermissionError as e:
+                raise ServiceFailed(
+                    service.name, f"command not executable: {section.command[0]}"
+                ) from e
+            except NotADirectoryError as e:
+                raise ServiceFailed(service.name, f"working folder does not exist: {cwd}") from e
+        with self._lock:
+            self._children[(space.name, service.name)] = child
+        _write_json(
+            folder / f"{service.name}.pid", {"pid": child.pid, "start_time": _start_time(child.pid)}
+        )
+
+    def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
+        if self._alive_record(space.name, service.name) is None:
+            return Observed(
+                running=False, healthy=None, detail=self._exit_detail(space.name, service.name)
+            )
+        health = service.spec.health
+        if health is None:
+            return Observed(running=True, healthy=None, detail="running (no health check)")
+        address = self.addresses(space, [service.name])[service.name]
+        section = service.spec.process
+        env = self._environment(space, service, address)
+        cwd = Path(section.cwd) if section and section.cwd else self._folder(space.name)
+        passed, detail = probes.check(
+            health, host=address.host, port=address.port, env=env, cwd=cwd
+        )
+        return Observed(running=True, healthy=passed, detail=detail)
+
+    def stop(self, space: SpaceRef, service: ServiceName) -> None:
+        self._terminate(space.name, service)
+        with contextlib.suppress(FileNotFoundError):
+            (self._folder(space.name) / f"{service}.pid").unlink()
+
+    def destroy(self, space: SpaceRef) -> None:
+        self._terminate(space.name, None)
+        shutil.rmtree(self._folder(space.name), ignore_errors=True)
+
+    def spaces(self) -> set[SpaceName]:
+        found = (
+            {SpaceName(p.name) for p in self.root.iterdir() if p.is_dir()}
+            if self.root.exists()
+            else set()
+        )
+        found.update(SpaceName(labels[LABEL_SPACE]) for _, labels in self._labelled())
+        return found
+
+    def logs(
+        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+    ) -> Iterator[str]:
+        path = self._folder(space.name) / f"{service}.log"
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            yield from _last_lines(f, tail)
+            while follow and path.exists():
+                line = f.readline()
+                if line:
+                    yield line.decode(errors="replace")
+                else:
+                    time.sleep(0.2)
+
+    def log_tail(self, space: SpaceName, service: str, lines: int = 20) -> str:
+        path = self._folder(space) / f"{service}.log"
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            return "".join(_last_lines(f, lines)).rstrip("\n")
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _folder(self, space: str) -> Path:
+        return self.root / space
+
+    def _environment(
+        self, space: SpaceRef, service: ResolvedService, address: Address
+    ) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
+        env.update(
+            {
+                "PORT": str(address.port),
+                "HOST": address.host,
+                "LAUNCHBAY_VERSION": service.version,
+                LABEL_ROOT: str(self.root),
+                LABEL_SPACE: space.name,
+                LABEL_SERVICE: service.name,
+            }
+        )
+        if service.spec.process is not None:
+            env.update(service.spec.process.env)
+        return env
+
+    def _alive_record(self, space: str, service: str) -> dict[str, Any] | None:
+        """The service's pid record if that exact process (pid and start time) still runs."""
+        self._reap(space, service)
+        record = _read_json(self._folder(space) / f"{service}.pid")
+        if not record:
+            return None
+        started = _start_time(record["pid"])
+        if started is None or started != record.get("start_time"):
+            return None
+        return dict(record)
+
+    def _reap(self, space: str, service: str) -> None:
+        with self._lock:
+            child = self._children.get((space, service))
+        if child is not None:
+            child.poll()
+
+    def _exit_detail(self, space: str, service: str) -> str:
+        with self._lock:
+            child = self._children.get((space, service))
+        if child is not None and child.returncode is not None:
+            code = child.returncode
+            return f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
+        return "not running"
+
+    def _labelled(
+        self, space: str | None = None, service: str | None = None
+    ) -> list[tuple[int, dict[str, str]]]:
+        """Processes carrying this runtime's labels (optionally of one space / service)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            labels = _labels(entry / "environ")
+            if labels.get(LABEL_ROOT) != str(self.root):
+                continue
+            if space is not None and labels.get(LABEL_SPACE) != space:
+                continue
+            if service is not None and labels.get(LABEL_SERVICE) != service:
+                continue
+            found.append((int(entry.name), labels))
+        return found
+
+    def _terminate(self, space: str, service: str | None) -> None:
+        """SIGTERM to the service's group and every labelled process, SIGKILL after the grace."""
+        leaders = []
+        names = [service] if service else [p.stem for p in self._folder(space).glob("*.pid")]
+        for name in names:
+            record = self._alive_record(space, name)
+            if record is not None:
+                leaders.append(record["pid"])
+        deadline = time.monotonic() + self.stop_grace
+        sig = signal.SIGTERM
+        while True:
+            targets = {pid for pid, _ in self._labelled(space, service)}
+            for leader in leaders:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(leader, sig)
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            self._reap_all(space)
+            leaders = [p for p in leaders if _start_time(p) is not None]
+            if not targets and not leaders:
+                return
+            if time.monotonic() > deadline:
+                sig = signal.SIGKILL
+            time.sleep(0.05)
+
+    def _reap_all(self, space: str) -> None:
+        with self._lock:
+            children = [c for (s, _), c in self._children.items() if s == space]
+        for child in children:
+            child.poll()
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if it is gone (or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _labels(path: Path) -> dict[str, str]:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return {}
+    if LABEL_ROOT.encode() not in raw:
+        return {}
+    labels = {}
+    for item in raw.split(b"\0"):
+        key, _, value = item.decode(errors="replace").partition("=")
+        if key in (LABEL_ROOT, LABEL_SPACE, LABEL_SERVICE):
+            labels[key] = value
+    return labels
+
+
+def _last_lines(f: Any, count: int) -> list[str]:
+    """The last `count` lines of a binary file, leaving it positioned at its end."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    size = min(end, 64 * 1024)
+    while True:
+        f.seek(end - size)
+        data = f.read(size)
+        if data.count(b"\n") > count or size == end:
+            break
+        size = min(end, size * 4)
+    lines = data.decode(errors="replace").splitlines(keepends=True)
+    return lines[-count:] if count > 0 else []
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Atomic: a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)

@@ -1,0 +1,108 @@
+"""The composition root: settings, then store, runtimes, engine and app, then uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from launchbay.api.app import create_app
+from launchbay.engine.accounts import Accounts
+from launchbay.engine.catalog import TemplateCatalog
+from launchbay.engine.engine import Clock, Engine, EngineSettings, utcnow
+from launchbay.runtimes.base import Runtime
+from launchbay.runtimes.process import ProcessRuntime
+from launchbay.store.db import Store, redact, sqlite_url
+
+log = logging.getLogger("launchbay")
+
+DEFAULT_PORT = 8470
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "launchbay"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    templates: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    db: str | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    log_level: str = "info"
+
+    @property
+    def db_url(self) -> str:
+        return self.db or sqlite_url(self.data_dir)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    def describe(self) -> str:
+        """The resolved settings, secrets redacted, for the log."""
+        e = self.engine
+        return (
+            f"listen={self.host}:{self.port} data_dir={self.data_dir} templates={self.templates} "
+            f"db={redact(self.db_url)} reconcile_interval={e.reconcile_interval}s "
+            f"sweep_interval={e.sweep_interval}s copilot={e.copilot}"
+        )
+
+
+def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_url)
+    store.migrate()
+    runtimes: dict[str, Runtime] = {
+        "process": ProcessRuntime(settings.data_dir / "runtime" / "process"),
+    }
+    engine = Engine(
+        store=store,
+        runtimes=runtimes,
+        catalog=TemplateCatalog(settings.templates),
+        settings=settings.engine,
+        clock=clock,
+    )
+    accounts = Accounts(store, clock=clock)
+    if accounts.bootstrap(settings.token_file):
+        log.info("first start: admin token written to %s (mode 0600)", settings.token_file)
+    return create_app(engine=engine, accounts=accounts, on_start=engine.start)
+
+
+def serve(settings: ServerSettings) -> None:
+    import uvicorn
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log.info("settings: %s", settings.describe())
+    app = build(settings)
+    state_file = settings.data_dir / "server.json"
+    state_file.write_text(
+        json.dumps(
+            {"url": settings.url, "pid": os.getpid(), "token_file": str(settings.token_file)}
+        )
+    )
+    print(
+        f"Launchbay {settings.url}  (portal: {settings.url}/  API: {settings.url}/docs)", flush=True
+    )
+    print(f"admin token: {settings.token_file}", flush=True)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    finally:
+        state_file.unlink(missing_ok=True)

@@ -1,0 +1,10 @@
+"""Alembic environment: run against the connection the Store hands over."""
+
+from alembic import context
+
+from launchbay.store.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,176 @@
+"""Queries and small writes. None of them commits: the caller's `store.write()` does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from launchbay.domain.errors import Conflict, NotFound
+from launchbay.domain.phases import Phase
+from launchbay.store.models import Event, ServiceState, Space, Token, User
+
+
+def add_user(session: Session, *, name: str, is_admin: bool, now: datetime) -> User:
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise Conflict(f"user {name!r} already exists")
+    user = User(name=name, is_admin=is_admin, created_at=now)
+    session.add(user)
+    _flush_or_conflict(session, f"user {name!r} already exists")
+    return user
+
+
+def add_token(session: Session, *, user: User, digest: str, now: datetime) -> None:
+    session.add(Token(user_id=user.id, digest=digest, created_at=now))
+    session.flush()
+
+
+def user_by_token(session: Session, digest: str) -> User | None:
+    token = session.scalar(select(Token).where(Token.digest == digest))
+    return token.user if token else None
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def live_space(session: Session, name: str) -> Space | None:
+    return session.scalar(select(Space).where(Space.live_name == name))
+
+
+def space_for_update(session: Session, space_id: int) -> Space:
+    space = session.get(Space, space_id, with_for_update=not _is_sqlite(session))
+    if space is None:
+        raise NotFound(f"space #{space_id} is gone")
+    return space
+
+
+def find_space(session: Session, name: str) -> Space:
+    """The live space of that name, or else the newest deleted one (its history)."""
+    space = live_space(session, name) or session.scalar(
+        select(Space).where(Space.name == name).order_by(Space.id.desc()).limit(1)
+    )
+    if space is None:
+        raise NotFound(f"no space named {name!r}")
+    return space
+
+
+def add_space(session: Session, space: Space) -> Space:
+    if live_space(session, space.name) is not None:
+        raise Conflict(f"a space named {space.name!r} already exists")
+    session.add(space)
+    _flush_or_conflict(session, f"a space named {space.name!r} already exists")
+    return space
+
+
+def count_spaces(session: Session) -> int:
+    """All spaces ever recorded, deleted ones included."""
+    return session.scalar(select(func.count()).select_from(Space)) or 0
+
+
+def live_spaces(session: Session) -> Sequence[Space]:
+    return session.scalars(
+        select(Space).where(Space.live_name.is_not(None)).order_by(Space.id)
+    ).all()
+
+
+def expired_spaces(session: Session, *, now: datetime) -> Sequence[Space]:
+    return session.scalars(
+        select(Space)
+        .where(Space.live_name.is_not(None), Space.expires_at <= now)
+        .where(Space.phase != Phase.DELETING.value)
+        .order_by(Space.expires_at)
+    ).all()
+
+
+@dataclass(frozen=True)
+class SpaceFilter:
+    owner: str | None = None
+    phase: str | None = None
+    template: str | None = None
+    runtime: str | None = None
+    search: str | None = None
+    include_deleted: bool = False
+
+
+def list_spaces(
+    session: Session, where: SpaceFilter, *, limit: int, before_id: int | None
+) -> tuple[Sequence[Space], int]:
+    """A page of spaces, newest first (keyset paging on id), and the total that match."""
+    query = select(Space)
+    if not where.include_deleted and where.phase != Phase.DELETED.value:
+        query = query.where(Space.live_name.is_not(None))
+    for column, value in (
+        (Space.owner, where.owner),
+        (Space.phase, where.phase),
+        (Space.template, where.template),
+        (Space.runtime, where.runtime),
+    ):
+        if value:
+            query = query.where(column == value)
+    if where.search:
+        query = query.where(or_(Space.name.contains(where.search, autoescape=True)))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if before_id is not None:
+        query = query.where(Space.id < before_id)
+    items = session.scalars(query.order_by(Space.id.desc()).limit(limit)).all()
+    return items, total
+
+
+def add_event(
+    session: Session,
+    space: Space,
+    *,
+    actor: str,
+    kind: str,
+    message: str,
+    now: datetime,
+    phase: Phase | None = None,
+) -> None:
+    session.add(
+        Event(
+            space_id=space.id,
+            at=now,
+            actor=actor,
+            kind=kind,
+            message=message,
+            phase=phase.value if phase else None,
+        )
+    )
+
+
+def events(session: Session, space: Space, *, limit: int) -> Sequence[Event]:
+    return session.scalars(
+        select(Event).where(Event.space_id == space.id).order_by(Event.id.desc()).limit(limit)
+    ).all()
+
+
+def service_state(space: Space, name: str) -> ServiceState:
+    for service in space.services:
+        if service.name == name:
+            return service
+    raise NotFound(f"space {space.name!r} has no service {name!r}")
+
+
+def _flush_or_conflict(session: Session, message: str) -> None:
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as e:
+        raise Conflict(message) from e
+
+
+def _is_sqlite(session: Session) -> bool:
+    bind = session.get_bind()
+    return bind.dialect.name == "sqlite"
+
+
+def count_by_phase(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Space.phase, func.count()).where(Space.live_name.is_not(None)).group_by(Space.phase)
+    ).all()
+    return {phase: count for phase, count in rows}
