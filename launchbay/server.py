@@ -15,6 +15,8 @@ from launchbay.api.app import create_app
 from launchbay.engine.accounts import Accounts
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import Clock, Engine, EngineSettings, utcnow
+
+__all__ = ["EngineSettings", "ServerSettings", "build", "default_data_dir", "serve"]
 from launchbay.runtimes.base import Runtime
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store.db import Store, redact, sqlite_url

@@ -123,8 +123,7 @@ def server(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Run the Launchbay server: API, portal and the engine's loops."""
-    from launchbay.engine.engine import EngineSettings
-    from launchbay.server import ServerSettings, default_data_dir, serve
+    from launchbay.server import EngineSettings, ServerSettings, default_data_dir, serve
 
     if not templates.is_dir():
         raise CliError(
@@ -209,13 +208,13 @@ def template_show(name: str, output: Output = "table") -> None:
 @template_app.command("validate")
 def template_validate(files: Annotated[list[Path], typer.Argument(help="template files")]) -> None:
     """Validate template files locally; every problem is shown with file, line and field."""
+    from launchbay.domain.template import parse_template
     from launchbay.domain.yamlsource import YamlError
-    from launchbay.engine.catalog import read_template
 
     failed = False
     for file in files:
         try:
-            template = read_template(file)
+            template = parse_template(_read_text(file), file=str(file))
         except YamlError as e:
             failed = True
             for problem in e.problems:
@@ -482,6 +481,13 @@ def _print_space(space: dict[str, Any], as_json: bool) -> None:
     from launchbay.cli.output import show_space
 
     show_space(space)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read {path}: {e}", ExitStatus.USAGE) from e
 
 
 def _seconds(text: str) -> float:

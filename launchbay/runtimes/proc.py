@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +55,17 @@ def run(
 TimeoutExpired = subprocess.TimeoutExpired
 
 
-def spawn(
-    command: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: IO[bytes]
-) -> subprocess.Popen[bytes]:
+# Children of this server process, by pid. They belong to the process, not to any runtime
+# object, so they are kept here until they exit and are reaped.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_exit_codes: dict[int, int] = {}
+_lock = threading.Lock()
+
+
+def spawn(command: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: IO[bytes]) -> int:
     """Start a long-running process in a new session (its own process group), detached from
     the server: it survives a server crash and can be re-adopted after a restart."""
-    return subprocess.Popen(
+    child = subprocess.Popen(
         list(command),
         env=dict(env),
         cwd=cwd,
@@ -69,6 +75,23 @@ def spawn(
         start_new_session=True,
         close_fds=True,
     )
+    with _lock:
+        _children[child.pid] = child
+    return child.pid
 
 
-Popen = subprocess.Popen
+def reap(pid: int) -> int | None:
+    """The exit code of a child of this process that has exited (reaping it), else None."""
+    with _lock:
+        child = _children.get(pid)
+        if child is not None and child.poll() is not None:
+            del _children[pid]
+            _exit_codes[pid] = child.returncode
+        return _exit_codes.get(pid)
+
+
+def reap_all() -> None:
+    with _lock:
+        pids = list(_children)
+    for pid in pids:
+        reap(pid)

@@ -46,7 +46,7 @@ class ProcessRuntime(Runtime):
         self.root = root.resolve()
         self.host = host
         self.stop_grace = stop_grace
-        self._children: dict[tuple[str, str], proc.Popen[bytes]] = {}
+        self._pids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     # -- the interface -------------------------------------------------------------------
@@ -100,7 +100,7 @@ class ProcessRuntime(Runtime):
             )
             log.flush()
             try:
-                child = proc.spawn(section.command, env=env, cwd=cwd, log=log)
+                pid = proc.spawn(section.command, env=env, cwd=cwd, log=log)
             except FileNotFoundError as e:
                 raise ServiceFailed(service.name, f"command not found: {section.command[0]}") from e
             except PermissionError as e:
@@ -110,10 +110,8 @@ class ProcessRuntime(Runtime):
             except NotADirectoryError as e:
                 raise ServiceFailed(service.name, f"working folder does not exist: {cwd}") from e
         with self._lock:
-            self._children[(space.name, service.name)] = child
-        _write_json(
-            folder / f"{service.name}.pid", {"pid": child.pid, "start_time": _start_time(child.pid)}
-        )
+            self._pids[(space.name, service.name)] = pid
+        _write_json(folder / f"{service.name}.pid", {"pid": pid, "start_time": _start_time(pid)})
 
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
         if self._alive_record(space.name, service.name) is None:
@@ -208,17 +206,17 @@ class ProcessRuntime(Runtime):
 
     def _reap(self, space: str, service: str) -> None:
         with self._lock:
-            child = self._children.get((space, service))
-        if child is not None:
-            child.poll()
+            pid = self._pids.get((space, service))
+        if pid is not None:
+            proc.reap(pid)
 
     def _exit_detail(self, space: str, service: str) -> str:
         with self._lock:
-            child = self._children.get((space, service))
-        if child is not None and child.returncode is not None:
-            code = child.returncode
-            return f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
-        return "not running"
+            pid = self._pids.get((space, service))
+        code = proc.reap(pid) if pid is not None else None
+        if code is None:
+            return "not running"
+        return f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
 
     def _labelled(
         self, space: str | None = None, service: str | None = None
@@ -256,19 +254,13 @@ class ProcessRuntime(Runtime):
             for pid in targets:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
-            self._reap_all(space)
+            proc.reap_all()
             leaders = [p for p in leaders if _start_time(p) is not None]
             if not targets and not leaders:
                 return
             if time.monotonic() > deadline:
                 sig = signal.SIGKILL
             time.sleep(0.05)
-
-    def _reap_all(self, space: str) -> None:
-        with self._lock:
-            children = [c for (s, _), c in self._children.items() if s == space]
-        for child in children:
-            child.poll()
 
 
 def _start_time(pid: int) -> int | None:

@@ -1,0 +1,3 @@
+from launchbay.cli.main import main
+
+main()

@@ -1,0 +1,284 @@
+"""The contract every runtime must keep, run against each runtime available here.
+
+Compose and kubernetes join the `runtime` parameter as they are built.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.spec import resolve_services
+from launchbay.domain.template import parse_template
+from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
+from launchbay.runtimes.process import ProcessRuntime
+from tests.support import labelled_processes, wait_until
+
+TEMPLATE = textwrap.dedent(
+    """\
+    name: contract
+    ttl: {default: 1h, max: 2h}
+    services:
+      web:
+        health: {http: /, interval: 100ms, timeout: 10s}
+        endpoints: [{name: home, path: /}]
+        process:
+          command: [%(python)s, -m, http.server, "${services.web.port}", --bind, 127.0.0.1]
+      worker:
+        depends_on: [web]
+        process:
+          command: [sh, -c, "echo worker up for ${space.name}; sleep 300 & while sleep 0.2; do echo tick; done"]
+      broken:
+        process:
+          command: [%(python)s, -c, "import sys; print('boom'); sys.exit(3)"]
+      missing:
+        process:
+          command: [/nonexistent/launchbay-test-binary]
+    """
+) % {"python": sys.executable}
+
+
+@pytest.fixture(params=["process"])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
+    rt: Runtime = ProcessRuntime(tmp_path / "runtime", stop_grace=2.0)
+    yield rt
+    for name in rt.spaces():
+        rt.destroy_orphan(name)
+
+
+def space(name: str = "contract-a") -> SpaceRef:
+    return SpaceRef(name=SpaceName(name), owner="ann", template="contract")
+
+
+def services(runtime: Runtime, ref: SpaceRef):
+    template = parse_template(TEMPLATE, file="/t/contract.yaml")
+    addresses = runtime.addresses(ref, list(template.services))
+    return resolve_services(
+        template, space=ref.name, owner=ref.owner, params={}, overrides={}, addresses=addresses
+    )
+
+
+def healthy(runtime: Runtime, ref: SpaceRef, service) -> bool:
+    seen = runtime.probe(ref, service)
+    return seen.running and seen.healthy is True
+
+
+def test_addresses_are_stable_for_the_life_of_a_space(runtime):
+    ref = space()
+    first = runtime.addresses(ref, [ServiceName("web"), ServiceName("worker")])
+    assert runtime.addresses(ref, [ServiceName("web"), ServiceName("worker")]) == first
+    assert first["web"].port != first["worker"].port
+
+
+def test_a_started_service_becomes_healthy_and_its_endpoint_answers(runtime):
+    ref = space()
+    web = services(runtime, ref)["web"]
+    runtime.start(ref, web)
+    wait_until(lambda: healthy(runtime, ref, web), timeout=15, what="web healthy")
+    url = runtime.endpoints(ref, web)["home"]
+    import httpx
+
+    assert httpx.get(url).status_code == 200
+
+
+def test_starting_a_running_service_again_is_a_no_op(runtime):
+    ref = space()
+    web = services(runtime, ref)["web"]
+    runtime.start(ref, web)
+    wait_until(lambda: healthy(runtime, ref, web), timeout=15, what="web healthy")
+    runtime.start(ref, web)
+    assert healthy(runtime, ref, web)
+    if isinstance(runtime, ProcessRuntime):
+        assert len(labelled_processes(runtime.root, ref.name)) == 1
+
+
+def test_a_service_that_exits_is_reported_not_running_with_its_exit(runtime):
+    ref = space()
+    broken = services(runtime, ref)["broken"]
+    runtime.start(ref, broken)
+    seen = wait_until(
+        lambda: (s := runtime.probe(ref, broken)) and not s.running and s, timeout=10, what="exit"
+    )
+    assert "3" in seen.detail
+    assert "boom" in "".join(runtime.logs(ref, broken.name, tail=10, follow=False))
+
+
+def test_a_command_that_does_not_exist_fails_with_its_name(runtime):
+    ref = space()
+    with pytest.raises(
+        ServiceFailed, match="command not found: /nonexistent/launchbay-test-binary"
+    ):
+        runtime.start(ref, services(runtime, ref)["missing"])
+
+
+def test_stop_stops_the_service_and_its_children(runtime):
+    ref = space()
+    worker = services(runtime, ref)["worker"]
+    runtime.start(ref, worker)
+    wait_until(
+        lambda: "worker up" in "".join(runtime.logs(ref, worker.name, tail=5, follow=False)),
+        timeout=10,
+        what="worker output",
+    )
+    runtime.stop(ref, worker.name)
+    assert not runtime.probe(ref, worker).running
+    if isinstance(runtime, ProcessRuntime):
+        assert labelled_processes(runtime.root, ref.name) == {}
+
+
+def test_destroy_removes_everything_and_is_idempotent(runtime):
+    ref = space()
+    svc = services(runtime, ref)
+    runtime.start(ref, svc["web"])
+    runtime.start(ref, svc["worker"])
+    assert ref.name in runtime.spaces()
+    runtime.destroy(ref)
+    runtime.destroy(ref)
+    assert ref.name not in runtime.spaces()
+    assert not runtime.probe(ref, svc["web"]).running
+
+
+def test_two_spaces_do_not_see_each_other(runtime):
+    a, b = space("contract-a"), space("contract-b")
+    web_a, web_b = services(runtime, a)["web"], services(runtime, b)["web"]
+    runtime.start(ref := a, web_a)
+    runtime.start(b, web_b)
+    wait_until(
+        lambda: healthy(runtime, ref, web_a) and healthy(runtime, b, web_b), timeout=15, what="both"
+    )
+    runtime.destroy(a)
+    assert healthy(runtime, b, web_b)
+
+
+def test_logs_follow_new_lines(runtime):
+    ref = space()
+    worker = services(runtime, ref)["worker"]
+    runtime.start(ref, worker)
+    wait_until(
+        lambda: "tick" in "".join(runtime.logs(ref, worker.name, tail=5, follow=False)),
+        timeout=10,
+        what="first tick",
+    )
+    lines = runtime.logs(ref, worker.name, tail=0, follow=True)
+    assert next(lines).strip() == "tick"
+    lines.close()
+
+
+# -- the process runtime's own promises ----------------------------------------------------
+
+
+def test_process_runtime_readopts_live_processes_after_a_restart(tmp_path):
+    root = tmp_path / "runtime"
+    first = ProcessRuntime(root)
+    ref = space()
+    web = services(first, ref)["web"]
+    first.start(ref, web)
+    wait_until(lambda: healthy(first, ref, web), timeout=15, what="web healthy")
+    (pid,) = labelled_processes(root, ref.name)
+
+    second = ProcessRuntime(root)  # a restarted server
+    assert healthy(second, ref, web)
+    second.start(ref, web)
+    assert list(labelled_processes(root, ref.name)) == [pid]
+    second.destroy(ref)
+    assert labelled_processes(root, ref.name) == {}
+
+
+def test_process_runtime_never_adopts_or_kills_a_stranger_that_reused_a_pid(tmp_path):
+    root = tmp_path / "runtime"
+    runtime = ProcessRuntime(root, stop_grace=1.0)
+    ref = space()
+    web = services(runtime, ref)["web"]
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        folder = root / ref.name
+        folder.mkdir(parents=True, exist_ok=True)
+        # The record names the stranger's pid with another start time: a reused pid.
+        (folder / "web.pid").write_text(f'{{"pid": {stranger.pid}, "start_time": 1}}')
+        assert not runtime.probe(ref, web).running
+        runtime.destroy(ref)
+        time.sleep(0.2)
+        assert stranger.poll() is None, "the stranger was killed"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_process_runtime_stops_children_that_left_the_process_group(tmp_path):
+    root = tmp_path / "runtime"
+    runtime = ProcessRuntime(root, stop_grace=1.0)
+    ref = space()
+    escapee = services(runtime, ref)["worker"].spec.model_copy(
+        update={
+            "process": services(runtime, ref)["worker"].spec.process.model_copy(
+                update={"command": ["sh", "-c", "setsid sleep 300 & sleep 300"]}
+            )
+        }
+    )
+    from launchbay.domain.spec import ResolvedService
+
+    service = ResolvedService(name=ServiceName("worker"), spec=escapee)
+    runtime.start(ref, service)
+    wait_until(
+        lambda: len(labelled_processes(root, ref.name)) >= 3, timeout=10, what="children started"
+    )
+    runtime.stop(ref, service.name)
+    assert labelled_processes(root, ref.name) == {}
+
+
+def test_process_runtime_stops_a_service_that_ignores_sigterm(tmp_path):
+    root = tmp_path / "runtime"
+    runtime = ProcessRuntime(root, stop_grace=0.5)
+    ref = space()
+    base = services(runtime, ref)["worker"]
+    spec = base.spec.model_copy(
+        update={
+            "process": base.spec.process.model_copy(
+                update={"command": ["sh", "-c", "trap '' TERM; sleep 300 & wait"]}
+            )
+        }
+    )
+    from launchbay.domain.spec import ResolvedService
+
+    service = ResolvedService(name=ServiceName("worker"), spec=spec)
+    runtime.start(ref, service)
+    wait_until(lambda: len(labelled_processes(root, ref.name)) >= 2, timeout=10, what="started")
+    runtime.stop(ref, service.name)
+    assert labelled_processes(root, ref.name) == {}
+
+
+def test_process_runtime_services_do_not_inherit_the_servers_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAY_TOKEN", "secret-token")
+    runtime = ProcessRuntime(tmp_path / "runtime")
+    ref = space()
+    base = services(runtime, ref)["worker"]
+    spec = base.spec.model_copy(
+        update={
+            "process": base.spec.process.model_copy(
+                update={"command": ["sh", "-c", "echo token=[$BAY_TOKEN] port=$PORT; sleep 30"]}
+            )
+        }
+    )
+    from launchbay.domain.spec import ResolvedService
+
+    service = ResolvedService(name=ServiceName("worker"), spec=spec)
+    runtime.start(ref, service)
+    log = wait_until(
+        lambda: "".join(runtime.logs(ref, service.name, tail=5, follow=False)).count("token="),
+        timeout=10,
+        what="output",
+    )
+    text = "".join(runtime.logs(ref, service.name, tail=5, follow=False))
+    assert (
+        log
+        and "token=[]" in text
+        and f"port={runtime.addresses(ref, [service.name])['worker'].port}" in text
+    )
+    runtime.destroy(ref)

@@ -1,0 +1,258 @@
+"""Helpers shared by the tests: free ports, a real server process, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "templates"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    predicate: Any, *, timeout: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class ServerProcess:
+    """A real `bay server` on a free port, with its own data dir, config dir and templates."""
+
+    home: Path
+    templates: Path
+    extra_args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAY_", "LAUNCHBAY_"))}
+        env["XDG_CONFIG_HOME"] = str(self.home / "config")
+        env["XDG_DATA_HOME"] = str(self.home / "xdg-data")
+        return env
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def start(self) -> ServerProcess:
+        log = (self.home / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "launchbay",
+                "server",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--templates",
+                str(self.templates),
+                *self.extra_args,
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._answers, timeout=30, what=f"server on {self.url}")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+        with contextlib.suppress(httpx.TransportError):
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        return False
+
+    def log(self) -> str:
+        return (self.home / "server.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        token = token if token is not None else self.admin_token
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    def bay(
+        self, *args: str, token: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """The real `bay` CLI as a subprocess against this server."""
+        env = self.env | {
+            "BAY_SERVER": self.url,
+            "BAY_TOKEN": token if token is not None else self.admin_token,
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "launchbay", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def space(self, name: str) -> dict[str, Any]:
+        with self.client() as c:
+            response = c.get(f"/api/v1/spaces/{name}")
+            response.raise_for_status()
+            return dict(response.json())
+
+    def wait_phase(self, name: str, phases: set[str], timeout: float = 60) -> dict[str, Any]:
+        return dict(
+            wait_until(
+                lambda: (s := self.space(name))["phase"] in phases and s,
+                timeout=timeout,
+                interval=0.2,
+                what=f"space {name} in {phases}",
+            )
+        )
+
+
+def labelled_processes(root: Path, space: str | None = None) -> dict[int, dict[str, str]]:
+    """Live (non-zombie) processes carrying the process runtime's labels under `root`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state in ("Z", "X"):
+            continue
+        env = dict(
+            item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if item
+        )
+        if env.get("LAUNCHBAY_ROOT") == str(root.resolve()) and (
+            space is None or env.get("LAUNCHBAY_SPACE") == space
+        ):
+            found[int(entry.name)] = env
+    return found
+
+
+class Postgres:
+    """A real PostgreSQL server for the test session, started with initdb and pg_ctl."""
+
+    def __init__(self) -> None:
+        # Its own folder under /tmp: pytest's tmp folders are private to root, and initdb
+        # runs as the postgres user.
+        self.base = Path(tempfile.mkdtemp(prefix="launchbay-pg-"))
+        self.port = free_port()
+        self.data = self.base / "pgdata"
+        self.bin = self._find_bin()
+
+    @staticmethod
+    def _find_bin() -> Path:
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+        if candidates:
+            return candidates[0].parent
+        found = shutil.which("initdb")
+        if found:
+            return Path(found).parent
+        raise RuntimeError(
+            "PostgreSQL is not installed: scripts/test.sh installs it (apt-get install postgresql)"
+        )
+
+    def _as_postgres(self, command: str) -> None:
+        if os.geteuid() == 0:
+            subprocess.run(
+                ["su", "postgres", "-c", command], check=True, capture_output=True, timeout=120
+            )
+        else:
+            subprocess.run(["sh", "-c", command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> Postgres:
+        self.base.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres")
+        self._as_postgres(
+            f"{self.bin}/initdb -D {self.data} -U postgres --auth=trust -E UTF8 >/dev/null"
+        )
+        self._as_postgres(
+            f"{self.bin}/pg_ctl -D {self.data} -o '-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 "
+            f"-c max_connections=200 -c fsync=off' -l {self.data}/log -w start"
+        )
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._as_postgres(f"{self.bin}/pg_ctl -D {self.data} -m immediate stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True
+        ) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def write_template(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(body)
+    return path
+
+
+def json_of(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
