@@ -72,25 +72,25 @@ class ServerProcess:
         return (self.data_dir / "admin-token").read_text().strip()
 
     def start(self) -> ServerProcess:
-        log = (self.home / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "launchbay",
-                "server",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-                "--templates",
-                str(self.templates),
-                *self.extra_args,
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.home / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "launchbay",
+                    "server",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--templates",
+                    str(self.templates),
+                    *self.extra_args,
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(self._answers, timeout=30, what=f"server on {self.url}")
         return self
 
@@ -143,11 +143,14 @@ class ServerProcess:
             check=False,
         )
 
-    def space(self, name: str) -> dict[str, Any]:
+    def get_json(self, path: str) -> Any:
         with self.client() as c:
-            response = c.get(f"/api/v1/spaces/{name}")
+            response = c.get(path)
             response.raise_for_status()
-            return dict(response.json())
+            return response.json()
+
+    def space(self, name: str) -> dict[str, Any]:
+        return dict(self.get_json(f"/api/v1/spaces/{name}"))
 
     def wait_phase(self, name: str, phases: set[str], timeout: float = 60) -> dict[str, Any]:
         return dict(

@@ -567,6 +567,7 @@ class Engine:
                 f"of {self.settings.max_restarts}",
             )
             snapshot = _Snapshot.of(space)
+        self._settle_phase(space_id)  # degraded while the service is down
         try:
             template = self.catalog.get(snapshot.ref.template)
             runtime = self._runtime(snapshot.runtime)
