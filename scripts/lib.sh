@@ -1,0 +1,40 @@
+# Shared by scripts/demo.sh and scripts/test.sh. Every step is idempotent.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  # apt_install PACKAGE... : install Debian packages that are missing.
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (apt)"
+  as_root apt-get update -q >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_venv() {
+  # ensure_venv EXTRAS : a virtualenv with launchbay installed (editable) and its extras.
+  local extras="$1"
+  local want stamp="$VENV/.installed-${extras:-base}"
+  want="$(sha256sum < "$REPO/pyproject.toml" | cut -c1-16)"
+  # A venv installed with the dev extras also serves the demo.
+  for s in "$stamp" "$VENV/.installed-dev"; do
+    if [ -f "$s" ] && [ "$(cat "$s")" = "$want" ]; then return 0; fi
+  done
+  log "installing launchbay[$extras] into .venv"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[$extras]" 2>&1 | grep -v 'is ignored' >&2 || true
+  "$VENV/bin/python" -c 'import launchbay' || { echo "installing launchbay failed" >&2; exit 1; }
+  echo "$want" > "$stamp"
+}
+
+ensure_postgres() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || apt_install postgresql
+}

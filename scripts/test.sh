@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, then lint, types,
+# layering, and every test (unit, store on SQLite and a real PostgreSQL, runtime contract,
+# end to end against a real server, README examples).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+ensure_venv dev
+ensure_postgres
+
+log "ruff"
+"$VENV/bin/ruff" check launchbay tests bench examples
+"$VENV/bin/ruff" format --check launchbay tests bench examples
+log "mypy --strict"
+"$VENV/bin/mypy"
+log "import-linter (layering)"
+"$VENV/bin/lint-imports"
+
+log "pytest"
+status=0
+"$VENV/bin/python" -m pytest "$@" || status=$?
+if [ "$status" = 5 ]; then
+  echo "pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit "$status"
