@@ -21,6 +21,9 @@ class Client:
         self.context = context
         self._http = httpx.Client(base_url=context.server, headers=headers, timeout=timeout)
 
+    def close(self) -> None:
+        self._http.close()
+
     def get(self, path: str, **params: Any) -> Any:
         return self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
 

@@ -37,6 +37,7 @@ class _Globals:
     token: str | None = None
     context: str | None = None
     traceback: bool = False
+    clients: list[Any] = []  # closed by main() when the command ends
 
 
 G = _Globals()
@@ -75,7 +76,9 @@ def _options(
 def _client() -> Any:
     from launchbay.cli.client import Client
 
-    return Client(ctx.resolve(name=G.context, server=G.server, token=G.token))
+    client = Client(ctx.resolve(name=G.context, server=G.server, token=G.token))
+    G.clients.append(client)
+    return client
 
 
 def _check_output(output: str) -> bool:
@@ -409,7 +412,9 @@ def login(
     """Save a server and token as a context and switch to it."""
     from launchbay.cli.client import Client
 
-    me = Client(ctx.Context(name=name, server=server_url, token=token)).get("/api/v1/whoami")
+    client = Client(ctx.Context(name=name, server=server_url, token=token))
+    G.clients.append(client)
+    me = client.get("/api/v1/whoami")
     ctx.set_context(name, server=server_url, token=token)
     print(f"logged in to {server_url} as {me['name']}; context {name!r} is now current")
 
@@ -503,24 +508,20 @@ def _seconds(text: str) -> float:
 def main() -> None:
     """Entry point: every error becomes one line and an exit status (--traceback for more)."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except CliError as e:
         if G.traceback:
             raise
         print(f"bay: {e.message}", file=sys.stderr)
         sys.exit(e.status)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
+    except typer.TyperException as e:  # click's usage errors: it prints them itself
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(ExitStatus.USAGE)
     except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(ExitStatus.USAGE)
         if G.traceback or os.environ.get("BAY_TRACEBACK"):
             raise
         print(
@@ -529,3 +530,7 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(ExitStatus.ERROR)
+    finally:
+        while G.clients:
+            G.clients.pop().close()
+    sys.exit(code if isinstance(code, int) else ExitStatus.OK)

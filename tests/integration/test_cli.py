@@ -1,0 +1,129 @@
+"""The CLI in-process: one clear line and an exit status for every failure, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from launchbay.cli import context
+from launchbay.cli.main import main
+from tests.support import free_port
+
+
+@pytest.fixture
+def bay(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for name in ("BAY_SERVER", "BAY_TOKEN", "BAY_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["bay", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_version_prints_and_exits_zero(bay):
+    assert bay("--version") == (0, "bay 0.1.0\n", "")
+
+
+def test_an_unreachable_server_is_one_line_and_exit_3(bay, monkeypatch):
+    monkeypatch.setenv("BAY_SERVER", f"http://127.0.0.1:{free_port()}")
+    code, out, err = bay("space", "list")
+    assert code == 3
+    assert err.count("\n") == 1 and err.startswith(
+        "bay: cannot reach the Launchbay server at http://127.0.0.1:"
+    )
+    assert "Traceback" not in err
+
+
+def test_traceback_flag_shows_the_details(bay, monkeypatch):
+    monkeypatch.setenv("BAY_SERVER", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(Exception, match="cannot reach"):
+        bay("--traceback", "space", "list")
+
+
+def test_usage_errors_exit_2(bay):
+    code, _, err = bay("space", "create", "x")
+    assert code == 2 and "--template" in err
+    code, _, err = bay("space", "list", "-o", "yaml")
+    assert code == 2 and err.strip() == "bay: --output must be table or json, not 'yaml'"
+    code, _, err = bay("space", "create", "x", "--template", "t", "--set", "novalue")
+    assert code == 2 and "--set 'novalue': write KEY=VALUE" in err
+    code, _, err = bay("space", "create", "x", "--template", "t", "--timeout", "soon")
+    assert code == 2 and "not a duration" in err
+
+
+def test_template_validate_lists_every_problem_with_file_and_line(bay, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nttl: {default: 1h, max: 2h}\nservices:\n  a:\n    depends_on: [b]\n    process: {command: x}\n  b:\n    depends_on: [a]\n    process: {command: y}\n    extra: 1\n"
+    )
+    code, out, err = bay("template", "validate", str(bad))
+    assert code == 2
+    assert f"{bad}:10: services.b.extra: unknown key 'extra'" in err
+    good = tmp_path / "examples"
+    code, out, _ = bay("template", "validate", "examples/templates/demo.yaml")
+    assert code == 0 and "template 'demo' is valid (3 services)" in out
+    code, _, err = bay("template", "validate", str(good / "missing.yaml"))
+    assert code == 2 and "cannot read" in err
+
+
+def test_the_local_context_finds_the_servers_token_without_copying(bay, tmp_path, monkeypatch):
+    token_file = tmp_path / "server-data" / "admin-token"
+    token_file.parent.mkdir()
+    token_file.write_text("lb_secret\n")
+    context.set_context("local", server="http://127.0.0.1:9", token_file=str(token_file))
+    resolved = context.resolve()
+    assert (resolved.name, resolved.server, resolved.token) == (
+        "local",
+        "http://127.0.0.1:9",
+        "lb_secret",
+    )
+    saved = json.loads(context.config_path().read_text())
+    assert "lb_secret" not in json.dumps(saved)
+    monkeypatch.setenv("BAY_TOKEN", "lb_env")
+    assert context.resolve().token == "lb_env"
+
+
+def test_contexts_can_be_listed_and_switched(bay):
+    context.set_context("team", server="https://lb.example.com", token="lb_x", use=False)
+    code, out, _ = bay("context", "list")
+    assert code == 0 and "* local" in out and "  team" in out
+    assert bay("context", "use", "team")[0] == 0
+    assert context.resolve().server == "https://lb.example.com"
+    code, _, err = bay("context", "use", "nope")
+    assert code == 2 and "no context named 'nope'" in err
+
+
+def test_doctor_reports_an_unreachable_server(bay, monkeypatch):
+    monkeypatch.setenv("BAY_SERVER", f"http://127.0.0.1:{free_port()}")
+    code, out, _ = bay("doctor")
+    assert code == 1 and "BAD server" in out
+
+
+def test_doctor_against_a_real_server_reports_the_process_runtime(bay, server, monkeypatch):
+    monkeypatch.setenv("BAY_SERVER", server.url)
+    monkeypatch.setenv("BAY_TOKEN", server.admin_token)
+    code, out, _ = bay("doctor", "-o", "json")
+    checks = {c["check"]: c for c in json.loads(out)}
+    assert (
+        code == 0
+        and checks["runtime process"]["ok"]
+        and "signed in as admin" in checks["server"]["detail"]
+    )
+
+
+def test_not_found_is_exit_5_with_the_servers_message(bay, server, monkeypatch):
+    monkeypatch.setenv("BAY_SERVER", server.url)
+    monkeypatch.setenv("BAY_TOKEN", server.admin_token)
+    assert bay("space", "show", "nope") == (5, "", "bay: no space named 'nope'\n")
