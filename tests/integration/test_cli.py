@@ -38,7 +38,7 @@ def test_version_prints_and_exits_zero(bay):
 
 def test_an_unreachable_server_is_one_line_and_exit_3(bay, monkeypatch):
     monkeypatch.setenv("BAY_SERVER", f"http://127.0.0.1:{free_port()}")
-    code, out, err = bay("space", "list")
+    code, _out, err = bay("space", "list")
     assert code == 3
     assert err.count("\n") == 1 and err.startswith(
         "bay: cannot reach the Launchbay server at http://127.0.0.1:"
