@@ -10,13 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
 
 from launchbay.api.app import create_app
+from launchbay.domain.errors import Invalid
+from launchbay.domain.webhooks import GitHubConfig
+from launchbay.domain.yamlsource import parse_model
 from launchbay.engine.accounts import Accounts
 from launchbay.engine.catalog import TemplateCatalog
+from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Clock, Engine, EngineSettings, utcnow
+from launchbay.engine.webhooks import GitHubHooks
 
-__all__ = ["EngineSettings", "ServerSettings", "build", "default_data_dir", "serve"]
+__all__ = ["EngineSettings", "ServerSettings", "build", "default_data_dir", "load_config", "serve"]
 from launchbay.runtimes.base import Runtime
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store.db import Store, redact, sqlite_url
@@ -31,6 +37,46 @@ def default_data_dir() -> Path:
     return Path(base) / "launchbay"
 
 
+class ServerConfig(BaseModel):
+    """The optional `--config` file: integrations that need more than a flag."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    github: GitHubConfig | None = None
+
+
+def load_config(path: Path | None) -> ServerConfig:
+    if path is None:
+        return ServerConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise Invalid(f"cannot read the config file {path}: {e}") from e
+    return parse_model(text, file=str(path), model=ServerConfig)
+
+
+def github_secret(config: GitHubConfig) -> bytes:
+    """The webhook secret, from an environment variable or a file; never a default."""
+    if config.secret_env:
+        value = os.environ.get(config.secret_env, "")
+        where = f"environment variable {config.secret_env}"
+    elif config.secret_file:
+        try:
+            value = Path(config.secret_file).read_text().strip()
+        except OSError as e:
+            raise Invalid(
+                f"cannot read the GitHub webhook secret file {config.secret_file}: {e}"
+            ) from e
+        where = f"file {config.secret_file}"
+    else:
+        raise Invalid("github: set secret_env or secret_file; webhooks are never accepted unsigned")
+    if len(value) < 16:
+        raise Invalid(
+            f"the GitHub webhook secret in {where} is missing or shorter than 16 characters"
+        )
+    return value.encode()
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     data_dir: Path
@@ -40,6 +86,7 @@ class ServerSettings:
     db: str | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     log_level: str = "info"
+    config: ServerConfig = field(default_factory=ServerConfig)
 
     @property
     def db_url(self) -> str:
@@ -81,7 +128,22 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     accounts = Accounts(store, clock=clock)
     if accounts.bootstrap(settings.token_file):
         log.info("first start: admin token written to %s (mode 0600)", settings.token_file)
-    return create_app(engine=engine, accounts=accounts, on_start=engine.start)
+    deploys = Deploys(engine)
+    github = None
+    if settings.config.github is not None:
+        github = GitHubHooks(
+            engine=engine,
+            deploys=deploys,
+            config=settings.config.github,
+            secret=github_secret(settings.config.github),
+        )
+        log.info(
+            "GitHub webhooks on for %s",
+            ", ".join(settings.config.github.repositories) or "no repository",
+        )
+    return create_app(
+        engine=engine, accounts=accounts, deploys=deploys, github=github, on_start=engine.start
+    )
 
 
 def serve(settings: ServerSettings) -> None:

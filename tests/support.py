@@ -49,6 +49,7 @@ class ServerProcess:
     home: Path
     templates: Path
     extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -65,7 +66,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BAY_", "LAUNCHBAY_"))}
         env["XDG_CONFIG_HOME"] = str(self.home / "config")
         env["XDG_DATA_HOME"] = str(self.home / "xdg-data")
-        return env
+        return env | self.extra_env
 
     @property
     def admin_token(self) -> str:
@@ -127,13 +128,18 @@ class ServerProcess:
         )
 
     def bay(
-        self, *args: str, token: str | None = None, timeout: float = 120
+        self,
+        *args: str,
+        token: str | None = None,
+        timeout: float = 120,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """The real `bay` CLI as a subprocess against this server."""
         env = self.env | {
             "BAY_SERVER": self.url,
             "BAY_TOKEN": token if token is not None else self.admin_token,
         }
+        env |= extra_env or {}
         return subprocess.run(
             [sys.executable, "-m", "launchbay", *args],
             env=env,

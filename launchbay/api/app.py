@@ -10,15 +10,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import text
 
 from launchbay import __version__
-from launchbay.api import errors
+from launchbay.api import errors, webhooks
 from launchbay.api.routes import router
 from launchbay.engine.accounts import Accounts
+from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
+from launchbay.engine.webhooks import GitHubHooks
 from launchbay.store import queries as q
 
 
 def create_app(
-    *, engine: Engine, accounts: Accounts, on_start: Callable[[], None] | None = None
+    *,
+    engine: Engine,
+    accounts: Accounts,
+    deploys: Deploys,
+    github: GitHubHooks | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The server's app. `on_start` runs once the app serves (the engine loops start there)."""
 
@@ -32,8 +39,11 @@ def create_app(
     app = FastAPI(title="Launchbay", version=__version__, lifespan=lifespan)
     app.state.engine = engine
     app.state.accounts = accounts
+    app.state.deploys = deploys
+    app.state.github = github
     errors.install(app)
     app.include_router(router)
+    app.include_router(webhooks.router)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

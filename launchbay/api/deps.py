@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from launchbay.domain.auth import Actor
 from launchbay.engine.accounts import Accounts
+from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
 
 
@@ -21,6 +22,11 @@ def accounts(request: Request) -> Accounts:
     return value
 
 
+def deploys(request: Request) -> Deploys:
+    value: Deploys = request.app.state.deploys
+    return value
+
+
 def actor(request: Request) -> Actor:
     """The caller, from `Authorization: Bearer <token>`; 401 without a valid one."""
     header = request.headers.get("authorization", "")
@@ -29,5 +35,6 @@ def actor(request: Request) -> Actor:
 
 
 EngineDep = Annotated[Engine, Depends(engine)]
+DeploysDep = Annotated[Deploys, Depends(deploys)]
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ActorDep = Annotated[Actor, Depends(actor)]

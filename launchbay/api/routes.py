@@ -7,9 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
-from launchbay.api.deps import AccountsDep, ActorDep, EngineDep, actor
+from launchbay.api.deps import AccountsDep, ActorDep, DeploysDep, EngineDep, actor
 from launchbay.api.schemas import (
+    ApplySpaceIn,
     CreateSpaceIn,
+    DeployIn,
+    DeployOut,
     EventOut,
     ExtendIn,
     SpaceList,
@@ -19,7 +22,9 @@ from launchbay.api.schemas import (
     UserIn,
     UserOut,
 )
+from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
+from launchbay.engine.deploys import DesiredSpace
 from launchbay.engine.engine import CreateSpace
 from launchbay.store.queries import SpaceFilter
 
@@ -80,6 +85,61 @@ def list_spaces(
     more = len(items) == limit and items[-1].id > 0
     next_cursor = str(items[-1].id) if more else None
     return SpaceList(items=[SpaceOut.of(s) for s in items], total=total, next_cursor=next_cursor)
+
+
+@router.put("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
+def apply_space(
+    name: str, body: ApplySpaceIn, deploys: DeploysDep, caller: ActorDep, response: Response
+) -> SpaceOut:
+    """Create the space, or change only what differs (parameters, service versions).
+    Idempotent. 201 when created, 200 otherwise; wait for `observed_generation` to reach
+    `generation` to know the change is applied."""
+    want = DesiredSpace(
+        name=name,
+        template=body.template,
+        runtime=body.runtime,
+        ttl=body.ttl,
+        params=body.params,
+        sets=body.overrides,
+    )
+    space, created = deploys.apply(want, actor=caller, source=body.source)
+    response.status_code = 201 if created else 200
+    return SpaceOut.of(space)
+
+
+@router.post("/spaces/{name}/deploy", response_model=DeployOut, tags=["spaces"])
+def deploy_service(
+    name: str,
+    body: DeployIn,
+    deploys: DeploysDep,
+    caller: ActorDep,
+    response: Response,
+    wait: bool = False,
+    timeout: Annotated[str, Query(description="how long ?wait=true waits, e.g. 15m")] = "15m",
+) -> DeployOut:
+    """Redeploy one service. 202 at once, or with ?wait=true the finished deploy (200)."""
+    seconds = parse_duration(timeout).total_seconds()
+    sets = {k.removeprefix(f"{body.service}."): v for k, v in body.overrides.items()}
+    deploy = deploys.deploy(
+        name,
+        service=body.service,
+        version=body.version,
+        sets=sets,
+        actor=caller,
+        source=body.source,
+    )
+    if wait:
+        deploy = deploys.wait(deploy.id, timeout=seconds)
+    response.status_code = 200 if deploy.result not in ("pending", "running") else 202
+    return DeployOut.of(deploy)
+
+
+@router.get("/spaces/{name}/deploys", response_model=list[DeployOut], tags=["spaces"])
+def deploy_history(
+    name: str, deploys: DeploysDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[DeployOut]:
+    """Newest first: which service, from which version to which, who, when, result, duration."""
+    return [DeployOut.of(d) for d in deploys.history(name, limit=limit)]
 
 
 @router.get("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from launchbay.domain.durations import format_duration
 from launchbay.domain.template import Template
-from launchbay.store.models import Event, Space
+from launchbay.store.models import Deploy, Event, Space
 
 
 class Body(BaseModel):
@@ -27,6 +27,78 @@ class CreateSpaceIn(Body):
     overrides: dict[str, str] = Field(
         default={}, alias="set", description='per-service overrides, e.g. {"api.version": "pr-123"}'
     )
+
+
+class ApplySpaceIn(Body):
+    """The whole wanted state of a space: what is not given goes back to the template's default."""
+
+    template: str
+    runtime: str = "process"
+    ttl: str | None = Field(
+        default=None, description="on update, keeps the space at least this long"
+    )
+    params: dict[str, str] = {}
+    overrides: dict[str, str] = Field(default={}, alias="set")
+    source: str = Field(default="", max_length=255, description="who or which pipeline asks")
+
+
+class DeployIn(Body):
+    service: str
+    version: str | None = None
+    overrides: dict[str, str] = Field(
+        default={}, alias="set", description='keys of this service, e.g. {"env.DEBUG": "1"}'
+    )
+    source: str = Field(default="", max_length=255)
+
+
+class DeployOut(BaseModel):
+    id: int
+    service: str
+    from_version: str
+    to_version: str
+    actor: str
+    source: str
+    result: str
+    detail: str
+    generation: int
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+
+    @classmethod
+    def of(cls, d: Deploy) -> DeployOut:
+        duration = (
+            (d.finished_at - d.started_at).total_seconds()
+            if d.finished_at and d.started_at
+            else None
+        )
+        return cls(
+            id=d.id,
+            service=d.service,
+            from_version=d.from_version,
+            to_version=d.to_version,
+            actor=d.actor,
+            source=d.source,
+            result=d.result,
+            detail=d.detail,
+            generation=d.generation,
+            requested_at=d.requested_at,
+            started_at=d.started_at,
+            finished_at=d.finished_at,
+            duration_s=round(duration, 3) if duration is not None else None,
+        )
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    event: str
+    repository: str
+    received_at: datetime
+    status: str
+    reason: str
 
 
 class ExtendIn(Body):
@@ -67,6 +139,8 @@ class SpaceOut(BaseModel):
     expires_at: datetime
     expired_at: datetime | None
     deleted_at: datetime | None
+    generation: int
+    observed_generation: int
     services: list[ServiceOut]
 
     @classmethod
@@ -85,6 +159,8 @@ class SpaceOut(BaseModel):
             expires_at=space.expires_at,
             expired_at=space.expired_at,
             deleted_at=space.deleted_at,
+            generation=space.generation,
+            observed_generation=space.observed_generation,
             services=[
                 ServiceOut(
                     name=s.name,

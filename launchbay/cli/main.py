@@ -124,9 +124,19 @@ def server(
         bool, typer.Option(help="mark expired spaces instead of deleting them")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file for integrations (github: ...)")
+    ] = None,
 ) -> None:
     """Run the Launchbay server: API, portal and the engine's loops."""
-    from launchbay.server import EngineSettings, ServerSettings, default_data_dir, serve
+    from launchbay.domain.errors import Invalid
+    from launchbay.server import (
+        EngineSettings,
+        ServerSettings,
+        default_data_dir,
+        load_config,
+        serve,
+    )
 
     if not templates.is_dir():
         raise CliError(
@@ -134,7 +144,12 @@ def server(
         )
     if sweep_interval <= 0 or reconcile_interval <= 0:
         raise CliError("intervals must be greater than zero", ExitStatus.USAGE)
+    try:
+        loaded = load_config(config)
+    except Invalid as e:
+        raise CliError(e.message, ExitStatus.USAGE) from e
     settings = ServerSettings(
+        config=loaded,
         data_dir=(data_dir or default_data_dir()).resolve(),
         templates=templates.resolve(),
         host=host,
@@ -154,7 +169,10 @@ def server(
         token_file=str(settings.token_file),
         use=ctx.load().get("current", "local") == "local",
     )
-    serve(settings)
+    try:
+        serve(settings)
+    except Invalid as e:
+        raise CliError(e.message, ExitStatus.USAGE) from e
 
 
 # -- templates -------------------------------------------------------------------------------
@@ -349,6 +367,60 @@ def space_delete(
         print(f"{name} is being deleted")
 
 
+@space_app.command("deploy")
+def space_deploy(
+    name: str,
+    service: str,
+    version: Annotated[str | None, typer.Option(help="the version to run, e.g. pr-123")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE of this service, e.g. env.DEBUG=1")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="wait until the deploy has finished")] = False,
+    timeout: Annotated[str, typer.Option(help="how long --wait waits")] = "15m",
+    output: Output = "table",
+) -> None:
+    """Redeploy one service of a space; the others keep running untouched."""
+    as_json = _check_output(output)
+    _seconds(timeout)
+    body = {"service": service, "version": version, "set": _pairs(set_ or [], "--set")}
+    path = f"/api/v1/spaces/{name}/deploy?wait={'true' if wait else 'false'}&timeout={timeout}"
+    deploy = _client().post(path, body)
+    if as_json:
+        print_json(deploy)
+    else:
+        change = f"{deploy['from_version']} -> {deploy['to_version']}"
+        print(f"deploy #{deploy['id']}: {service} {change}: {deploy['result']}")
+    if deploy["result"] == "failed":
+        raise CliError(deploy["detail"].splitlines()[0], ExitStatus.SPACE_FAILED)
+
+
+@space_app.command("history")
+def space_history(name: str, output: Output = "table") -> None:
+    """A space's deploys: which service, from which version to which, who, when, result."""
+    as_json = _check_output(output)
+    deploys = _client().get(f"/api/v1/spaces/{name}/deploys")
+    if as_json:
+        return print_json(deploys)
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("#", "WHEN", "SERVICE", "FROM", "TO", "BY", "RESULT", "TOOK"):
+        table.add_column(column)
+    for d in deploys:
+        took = f"{d['duration_s']:.1f}s" if d["duration_s"] is not None else "-"
+        table.add_row(
+            str(d["id"]),
+            d["requested_at"][:19],
+            d["service"],
+            d["from_version"],
+            d["to_version"],
+            d["source"] or d["actor"],
+            d["result"],
+            took,
+        )
+    _console().print(table)
+
+
 @space_app.command("sleep")
 def space_sleep(name: str) -> None:
     """Stop a space's services, keeping its state."""
@@ -463,6 +535,13 @@ def doctor(output: Output = "table") -> None:
             print(f"{'ok ' if ok else 'BAD'} {check:<20} {detail}")
     if not all(ok for _, ok, _ in checks):
         raise typer.Exit(ExitStatus.ERROR)
+
+
+from launchbay.cli.ci import register as _register_ci  # noqa: E402
+
+_register_ci(
+    app, lambda: _client(), lambda items, flag: _pairs(items, flag), lambda text: _seconds(text)
+)
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -140,9 +140,21 @@ def show_space(space: dict[str, Any]) -> None:
 
 
 def wait_for(
-    client: Any, name: str, *, until: set[str], timeout: float, live: bool
+    client: Any,
+    name: str,
+    *,
+    until: set[str],
+    timeout: float,
+    live: bool,
+    generation: int = 0,
 ) -> dict[str, Any]:
-    """Poll the space until its phase is in `until` (or it settles elsewhere), showing progress."""
+    """Poll the space until its phase is in `until` ("settled": any settled phase) and the
+    engine has applied `generation`, showing per-service progress."""
+
+    def done(space: dict[str, Any]) -> bool:
+        reached = space["phase"] in until or (space["phase"] in SETTLED and "settled" in until)
+        return reached and space.get("observed_generation", 0) >= generation
+
     deadline = time.monotonic() + timeout
     if live and sys.stderr.isatty():
         from rich.live import Live
@@ -151,7 +163,7 @@ def wait_for(
             while True:
                 space = client.get(f"/api/v1/spaces/{name}")
                 view.update(_progress(space))
-                if _done(space, until) or time.monotonic() > deadline:
+                if done(space) or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
     else:
@@ -162,18 +174,14 @@ def wait_for(
                 if live and seen.get(s["name"]) != s["status"]:
                     seen[s["name"]] = s["status"]
                     print(f"{name}: {s['name']} {s['status']}", file=sys.stderr, flush=True)
-            if _done(space, until) or time.monotonic() > deadline:
+            if done(space) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-    if not _done(space, until):
+    if not done(space):
         raise CliError(
             f"space {name!r} is still {space['phase']} after {timeout:.0f}s", ExitStatus.TIMEOUT
         )
     return dict(space)
-
-
-def _done(space: dict[str, Any], until: set[str]) -> bool:
-    return space["phase"] in until or (space["phase"] in SETTLED and "settled" in until)
 
 
 def _progress(space: dict[str, Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,6 +68,28 @@ def check_overrides(overrides: Mapping[str, Mapping[str, str]], template: Templa
         for key in keys:
             if not (key == "version" or key.startswith(("env.", "values."))) or key.endswith("."):
                 raise Invalid(f"--set {service}.{key}: unknown key {key!r}; use {_OVERRIDE_KEYS}")
+
+
+def changed_services(
+    template: Template,
+    *,
+    old_params: Mapping[str, str],
+    new_params: Mapping[str, str],
+    old_overrides: Mapping[str, Mapping[str, str]],
+    new_overrides: Mapping[str, Mapping[str, str]],
+) -> list[ServiceName]:
+    """Services whose resolved spec a change of parameters or overrides alters, in template
+    order: those with other overrides, and those that use a parameter that changed."""
+    params = {
+        k for k in set(old_params) | set(new_params) if old_params.get(k) != new_params.get(k)
+    }
+    changed = []
+    for name, service in template.services.items():
+        text = json.dumps(service.model_dump(mode="json"))
+        uses_param = any(f"${{params.{p}}}" in text for p in params)
+        if uses_param or dict(old_overrides.get(name, {})) != dict(new_overrides.get(name, {})):
+            changed.append(name)
+    return changed
 
 
 def resolve_params(template: Template, given: Mapping[str, str]) -> dict[str, str]:

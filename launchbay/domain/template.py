@@ -33,7 +33,7 @@ from launchbay.domain.names import (
     parse_template_name,
 )
 from launchbay.domain.plan import find_cycle, layers
-from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml
+from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validation_problems
 
 RUNTIMES = ("process", "compose", "kubernetes")
 RuntimeName = Literal["process", "compose", "kubernetes"]
@@ -208,25 +208,6 @@ def _label(parse: Any, value: Any) -> Any:
         raise ValueError(e.message) from e
 
 
-def _pydantic_problems(error: ValidationError, source: SourceMap) -> list[str]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        where = ".".join(str(p) for p in loc if not _is_union_tag(p))
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
-        elif item["type"] == "missing":
-            message = "required but missing"
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(f"{source.file}:{source.line_of(loc)}: {where or '(top)'}: {message}")
-    return problems
-
-
-def _is_union_tag(part: object) -> bool:
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "list", "dict"})
-
-
 def _semantic_problems(template: Template, source: SourceMap) -> list[str]:
     """Cross-field rules pydantic cannot see: dependencies, cycles, references."""
     problems: list[str] = []
@@ -269,7 +250,7 @@ def parse_template(text: str, *, file: str) -> Template:
     try:
         template = Template.model_validate({**data, "source": file})
     except ValidationError as e:
-        raise YamlError(_pydantic_problems(e, source)) from None
+        raise YamlError(validation_problems(e, source)) from None
     problems = _semantic_problems(template, source)
     if problems:
         raise YamlError(problems)

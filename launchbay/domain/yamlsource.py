@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from launchbay.domain.errors import Invalid
 
 Path = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -72,3 +74,31 @@ def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, source: SourceM
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, source) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
+
+
+def validation_problems(error: ValidationError, source: SourceMap) -> list[str]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        where = ".".join(str(p) for p in loc if not _is_union_tag(p))
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        elif item["type"] == "missing":
+            message = "required but missing"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{source.file}:{source.line_of(loc)}: {where or '(top)'}: {message}")
+    return problems
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "list", "dict"})
+
+
+def parse_model(text: str, *, file: str, model: type[M]) -> M:
+    """Parse YAML into a pydantic model; problems name file, line and field."""
+    data, source = load_yaml(text, file=file)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise YamlError(validation_problems(e, source)) from None

@@ -88,7 +88,7 @@ class _DependencyFailed(Exception):
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class Snapshot:
     """What a job needs of a space, read once so that no session is held while it works."""
 
     id: int
@@ -96,11 +96,19 @@ class _Snapshot:
     runtime: str
     params: dict[str, str]
     overrides: dict[str, dict[str, str]]
+    generation: int
 
     @classmethod
-    def of(cls, space: Space) -> _Snapshot:
+    def of(cls, space: Space) -> Snapshot:
         ref = SpaceRef(name=SpaceName(space.name), owner=space.owner, template=space.template)
-        return cls(space.id, ref, space.runtime, dict(space.params), dict(space.overrides))
+        return cls(
+            space.id,
+            ref,
+            space.runtime,
+            dict(space.params),
+            dict(space.overrides),
+            space.generation,
+        )
 
 
 class Engine:
@@ -184,7 +192,7 @@ class Engine:
                 f"TTL {format_duration(ttl)}",
             )
         log.info("space %s: created by %s", name, actor.name)
-        self._submit_provision(space)
+        self.submit_provision(space)
         return space
 
     def delete(self, name: str, *, actor: Actor, reason: str = "") -> Space:
@@ -195,7 +203,7 @@ class Engine:
             if Phase(space.phase) in (Phase.DELETING, Phase.DELETED):
                 return space
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
-            self._set_phase(
+            self.set_phase(
                 s,
                 space,
                 Phase.DELETING,
@@ -203,14 +211,14 @@ class Engine:
                 kind="delete-requested",
                 message=reason or f"delete requested by {actor.name}",
             )
-        self._cancel(space.id).set()
-        self._submit_delete(space)
+        self.cancel(space.id).set()
+        self.submit_delete(space)
         return space
 
     def extend(self, name: str, *, by: str, actor: Actor) -> Space:
         duration = parse_duration(by)
         with self.store.write() as s:
-            space = self._live_for_update(s, name)
+            space = self.live_for_update(s, name)
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
             if Phase(space.phase) is Phase.DELETING:
                 raise Conflict(f"space {name!r} is being deleted")
@@ -238,7 +246,7 @@ class Engine:
 
     def sleep(self, name: str, *, actor: Actor) -> Space:
         with self.store.write() as s:
-            space = self._live_for_update(s, name)
+            space = self.live_for_update(s, name)
             require_owner_or_admin(
                 actor, owner=space.owner, space=space.name, action="put to sleep"
             )
@@ -256,14 +264,14 @@ class Engine:
 
     def wake(self, name: str, *, actor: Actor) -> Space:
         with self.store.write() as s:
-            space = self._live_for_update(s, name)
+            space = self.live_for_update(s, name)
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="wake")
             phase = Phase(space.phase)
             if phase in (Phase.READY, Phase.DEGRADED, Phase.PROVISIONING, Phase.PENDING):
                 return space
             if phase is not Phase.SLEEPING:
                 raise Conflict(f"space {name!r} is {phase}; only a sleeping space can be woken")
-            self._set_phase(
+            self.set_phase(
                 s,
                 space,
                 Phase.PROVISIONING,
@@ -271,7 +279,7 @@ class Engine:
                 kind="wake-requested",
                 message=f"wake requested by {actor.name}",
             )
-        self._submit_provision(space, actor=actor.name)
+        self.submit_provision(space, actor=actor.name)
         return space
 
     # -- reads ---------------------------------------------------------------------------
@@ -294,8 +302,8 @@ class Engine:
         with self.store.read() as s:
             space = q.find_space(s, name)
             q.service_state(space, service)
-            snapshot = _Snapshot.of(space)
-        return self._runtime(snapshot.runtime).logs(
+            snapshot = Snapshot.of(space)
+        return self.runtime(snapshot.runtime).logs(
             snapshot.ref, ServiceName(service), tail=tail, follow=follow
         )
 
@@ -310,23 +318,23 @@ class Engine:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def _submit_provision(self, space: Space, *, actor: str = SYSTEM.name) -> None:
+    def submit_provision(self, space: Space, *, actor: str = SYSTEM.name) -> None:
         self.jobs.submit(
             space.id,
             "provision",
-            lambda: self._provision_job(space.id, actor=actor),
+            lambda: self.provision_job(space.id, actor=actor),
             label=space.name,
         )
 
-    def _submit_delete(self, space: Space) -> None:
+    def submit_delete(self, space: Space) -> None:
         self.jobs.submit(space.id, "delete", lambda: self._delete_job(space.id), label=space.name)
 
-    def _provision_job(self, space_id: int, *, actor: str) -> None:
+    def provision_job(self, space_id: int, *, actor: str) -> None:
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
             if Phase(space.phase) not in (Phase.PENDING, Phase.PROVISIONING):
                 return
-            self._set_phase(
+            self.set_phase(
                 s,
                 space,
                 Phase.PROVISIONING,
@@ -334,20 +342,20 @@ class Engine:
                 kind="provisioning",
                 message="starting services in dependency order",
             )
-            snapshot = _Snapshot.of(space)
-        cancel = self._cancel(space_id)
+            snapshot = Snapshot.of(space)
+        cancel = self.cancel(space_id)
         try:
             template = self.catalog.get(snapshot.ref.template)
-            runtime = self._runtime(snapshot.runtime)
-            services = self._resolve(snapshot, template, runtime)
-            self._record_endpoints(snapshot, services, runtime)
+            runtime = self.runtime(snapshot.runtime)
+            services = self.resolve(snapshot, template, runtime)
+            self.record_endpoints(snapshot, services, runtime)
             self._bring_up(snapshot, template, services, runtime, cancel)
         except Cancelled:
             log.info(
                 "space %s: provisioning stopped (deleting or shutting down)", snapshot.ref.name
             )
         except TemporaryError as e:
-            self._record(snapshot, kind="retry", message=f"will retry: {e.message}")
+            self.record(snapshot, kind="retry", message=f"will retry: {e.message}")
         except ServiceFailed as e:
             self._fail(snapshot, e.message, service=e.service)
         except LaunchbayError as e:
@@ -357,7 +365,7 @@ class Engine:
 
     def _bring_up(
         self,
-        snapshot: _Snapshot,
+        snapshot: Snapshot,
         template: Template,
         services: Mapping[ServiceName, ResolvedService],
         runtime: Runtime,
@@ -392,7 +400,7 @@ class Engine:
 
     def _bring_up_service(
         self,
-        snapshot: _Snapshot,
+        snapshot: Snapshot,
         service: ResolvedService,
         runtime: Runtime,
         deps: Sequence[Future[None]],
@@ -404,18 +412,18 @@ class Engine:
         self._check_stop(stops)
         seen = runtime.probe(snapshot.ref, service)
         if seen.running and seen.healthy is not False:
-            self._set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+            self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
             return
-        self._set_service(
+        self.set_service(
             snapshot, service.name, ServiceStatus.STARTING, f"starting {service.version}"
         )
         runtime.start(snapshot.ref, service)
-        seen = self._wait_healthy(snapshot, service, runtime, stops)
-        self._set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+        seen = self.wait_healthy(snapshot, service, runtime, stops)
+        self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
 
-    def _wait_healthy(
+    def wait_healthy(
         self,
-        snapshot: _Snapshot,
+        snapshot: Snapshot,
         service: ResolvedService,
         runtime: Runtime,
         stops: tuple[threading.Event, ...],
@@ -432,7 +440,7 @@ class Engine:
                 raise ServiceFailed(
                     service.name,
                     seen.detail,
-                    log_tail=self._log_tail(snapshot, service.name, runtime),
+                    log_tail=self.log_tail(snapshot, service.name, runtime),
                 )
             if health is not None and seen.healthy:
                 return seen
@@ -445,17 +453,18 @@ class Engine:
                 raise ServiceFailed(
                     service.name,
                     f"not healthy after {format_duration(timeout)} ({seen.detail})",
-                    log_tail=self._log_tail(snapshot, service.name, runtime),
+                    log_tail=self.log_tail(snapshot, service.name, runtime),
                 )
             self._pause(min(interval, max(deadline - time.monotonic(), 0.05)), stops)
 
-    def _finish_provision(self, snapshot: _Snapshot) -> None:
+    def _finish_provision(self, snapshot: Snapshot) -> None:
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
             if Phase(space.phase) is not Phase.PROVISIONING:
                 return
             phase = phase_for([ServiceStatus(x.status) for x in space.services])
-            self._set_phase(
+            self._settle_generation(s, space, snapshot.generation, ok=True)
+            self.set_phase(
                 s,
                 space,
                 phase,
@@ -467,11 +476,11 @@ class Engine:
             )
         log.info("space %s: %s", snapshot.ref.name, phase)
 
-    def _fail(self, snapshot: _Snapshot, reason: str, *, service: str | None = None) -> None:
+    def _fail(self, snapshot: Snapshot, reason: str, *, service: str | None = None) -> None:
         """Stop what runs (its logs stay readable) and record why the space failed."""
         log.warning("space %s: failed: %s", snapshot.ref.name, reason.splitlines()[0])
         try:
-            runtime = self._runtime(snapshot.runtime)
+            runtime = self.runtime(snapshot.runtime)
             runtime.sleep(snapshot.ref, [ServiceName(n) for n in self._service_names(snapshot.id)])
         except LaunchbayError as e:
             reason += f"\n(and stopping its services failed: {e.message})"
@@ -490,20 +499,19 @@ class Engine:
                 else:
                     state.status = ServiceStatus.STOPPED.value
             space.reason = reason
-            self._set_phase(
-                s, space, Phase.FAILED, actor=SYSTEM.name, kind="failed", message=reason
-            )
+            self.set_phase(s, space, Phase.FAILED, actor=SYSTEM.name, kind="failed", message=reason)
+            self._settle_generation(s, space, snapshot.generation, ok=False)
 
     def _delete_job(self, space_id: int) -> None:
         with self.store.read() as s:
             space = q.space_for_update(s, space_id)
             if Phase(space.phase) is not Phase.DELETING:
                 return
-            snapshot = _Snapshot.of(space)
+            snapshot = Snapshot.of(space)
         try:
-            self._runtime(snapshot.runtime).destroy(snapshot.ref)
+            self.runtime(snapshot.runtime).destroy(snapshot.ref)
         except TemporaryError as e:
-            self._record(snapshot, kind="retry", message=f"delete will be retried: {e.message}")
+            self.record(snapshot, kind="retry", message=f"delete will be retried: {e.message}")
             return
         now = self.clock()
         with self.store.write() as s:
@@ -513,7 +521,7 @@ class Engine:
             for service in space.services:
                 service.status = ServiceStatus.STOPPED.value
                 service.endpoints = {}
-            self._set_phase(
+            self.set_phase(
                 s,
                 space,
                 Phase.DELETED,
@@ -530,15 +538,15 @@ class Engine:
             space = q.space_for_update(s, space_id)
             if Phase(space.phase) not in (Phase.READY, Phase.DEGRADED):
                 return
-            snapshot = _Snapshot.of(space)
+            snapshot = Snapshot.of(space)
             names = [ServiceName(x.name) for x in space.services]
-        self._runtime(snapshot.runtime).sleep(snapshot.ref, names)
+        self.runtime(snapshot.runtime).sleep(snapshot.ref, names)
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
             for service in space.services:
                 service.status = ServiceStatus.STOPPED.value
                 service.detail = "asleep"
-            self._set_phase(
+            self.set_phase(
                 s,
                 space,
                 Phase.SLEEPING,
@@ -547,7 +555,7 @@ class Engine:
                 message="services stopped, state kept",
             )
 
-    def _restart_job(self, space_id: int, service_name: str, *, reason: str) -> None:
+    def restart_job(self, space_id: int, service_name: str, *, reason: str) -> None:
         """A service that was ready has died: start it again and wait for its health."""
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
@@ -566,28 +574,28 @@ class Engine:
                 message=f"service {service_name} stopped ({reason}); restart {state.restarts} "
                 f"of {self.settings.max_restarts}",
             )
-            snapshot = _Snapshot.of(space)
-        self._settle_phase(space_id)  # degraded while the service is down
+            snapshot = Snapshot.of(space)
+        self.settle_phase(space_id)  # degraded while the service is down
         try:
             template = self.catalog.get(snapshot.ref.template)
-            runtime = self._runtime(snapshot.runtime)
-            service = self._resolve(snapshot, template, runtime)[ServiceName(service_name)]
+            runtime = self.runtime(snapshot.runtime)
+            service = self.resolve(snapshot, template, runtime)[ServiceName(service_name)]
             runtime.start(snapshot.ref, service)
-            seen = self._wait_healthy(snapshot, service, runtime, (self._cancel(space_id),))
-            self._set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+            seen = self.wait_healthy(snapshot, service, runtime, (self.cancel(space_id),))
+            self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
         except Cancelled:
             return
         except LaunchbayError as e:
-            self._set_service(
+            self.set_service(
                 snapshot, ServiceName(service_name), ServiceStatus.FAILED, e.message.splitlines()[0]
             )
-            self._record(snapshot, kind="restart-failed", message=e.message)
-        self._settle_phase(snapshot.id)
+            self.record(snapshot, kind="restart-failed", message=e.message)
+        self.settle_phase(snapshot.id)
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _resolve(
-        self, snapshot: _Snapshot, template: Template, runtime: Runtime
+    def resolve(
+        self, snapshot: Snapshot, template: Template, runtime: Runtime
     ) -> dict[ServiceName, ResolvedService]:
         addresses = runtime.addresses(snapshot.ref, list(template.services))
         return resolve_services(
@@ -599,8 +607,8 @@ class Engine:
             addresses=addresses,
         )
 
-    def _record_endpoints(
-        self, snapshot: _Snapshot, services: Mapping[ServiceName, ResolvedService], runtime: Runtime
+    def record_endpoints(
+        self, snapshot: Snapshot, services: Mapping[ServiceName, ResolvedService], runtime: Runtime
     ) -> None:
         endpoints = {
             name: runtime.endpoints(snapshot.ref, service) for name, service in services.items()
@@ -612,8 +620,8 @@ class Engine:
                     state.endpoints = endpoints[ServiceName(state.name)]
                     state.version = services[ServiceName(state.name)].version
 
-    def _set_service(
-        self, snapshot: _Snapshot, name: ServiceName, status: ServiceStatus, detail: str
+    def set_service(
+        self, snapshot: Snapshot, name: ServiceName, status: ServiceStatus, detail: str
     ) -> None:
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
@@ -629,13 +637,13 @@ class Engine:
                 )
             state.status, state.detail, state.updated_at = status.value, detail, self.clock()
 
-    def _settle_phase(self, space_id: int) -> None:
+    def settle_phase(self, space_id: int) -> None:
         """Ready when every service is, degraded otherwise; only for settled, running spaces."""
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
             if Phase(space.phase) in (Phase.READY, Phase.DEGRADED):
                 phase = phase_for([ServiceStatus(x.status) for x in space.services])
-                self._set_phase(
+                self.set_phase(
                     s,
                     space,
                     phase,
@@ -644,7 +652,7 @@ class Engine:
                     message=", ".join(f"{x.name} {x.status}" for x in space.services),
                 )
 
-    def _set_phase(
+    def set_phase(
         self, s: Session, space: Space, phase: Phase, *, actor: str, kind: str, message: str
     ) -> None:
         current = Phase(space.phase)
@@ -658,12 +666,21 @@ class Engine:
             space.reason = ""
         q.add_event(s, space, actor=actor, kind=kind, message=message, now=now, phase=phase)
 
-    def _record(self, snapshot: _Snapshot, *, kind: str, message: str) -> None:
+    def _settle_generation(self, s: Session, space: Space, generation: int, *, ok: bool) -> None:
+        """A provision applied everything up to `generation`; deploys waiting on it end with it."""
+        space.observed_generation = max(space.observed_generation, generation)
+        for deploy in q.unfinished_deploys(s, space.id):
+            if deploy.generation <= generation:
+                deploy.result = "succeeded" if ok else "failed"
+                deploy.detail = "applied by provisioning" if ok else space.reason
+                deploy.finished_at = self.clock()
+
+    def record(self, snapshot: Snapshot, *, kind: str, message: str) -> None:
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
             q.add_event(s, space, actor=SYSTEM.name, kind=kind, message=message, now=self.clock())
 
-    def _live_for_update(self, s: Session, name: str) -> Space:
+    def live_for_update(self, s: Session, name: str) -> Space:
         space = q.live_space(s, name)
         if space is None:
             raise NotFound(f"no space named {name!r}")
@@ -673,7 +690,7 @@ class Engine:
         with self.store.read() as s:
             return [x.name for x in q.space_for_update(s, space_id).services]
 
-    def _log_tail(self, snapshot: _Snapshot, service: str, runtime: Runtime) -> str:
+    def log_tail(self, snapshot: Snapshot, service: str, runtime: Runtime) -> str:
         try:
             return "".join(
                 runtime.logs(snapshot.ref, ServiceName(service), tail=20, follow=False)
@@ -681,7 +698,7 @@ class Engine:
         except LaunchbayError:
             return ""
 
-    def _runtime(self, name: str) -> Runtime:
+    def runtime(self, name: str) -> Runtime:
         runtime = self.runtimes.get(name)
         if runtime is None:
             raise PermanentError(f"runtime {name!r} is not enabled on this server")
@@ -698,7 +715,7 @@ class Engine:
                 f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no section for it"
             )
 
-    def _cancel(self, space_id: int) -> threading.Event:
+    def cancel(self, space_id: int) -> threading.Event:
         with self._cancels_lock:
             return self._cancels.setdefault(space_id, threading.Event())
 

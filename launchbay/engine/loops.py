@@ -16,7 +16,7 @@ from launchbay.domain.errors import LaunchbayError, TemporaryError
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.phases import Phase, ServiceStatus
 from launchbay.domain.plan import Action, ActionKind, Observed, plan_space
-from launchbay.engine.engine import Engine, _Snapshot
+from launchbay.engine.engine import Engine, Snapshot
 from launchbay.store import queries as q
 from launchbay.store.models import Space
 
@@ -42,7 +42,7 @@ def reconcile_once(engine: Engine) -> None:
 
 
 def _reconcile_space(engine: Engine, space: Space) -> None:
-    snapshot = _Snapshot.of(space)
+    snapshot = Snapshot.of(space)
     phase = Phase(space.phase)
     observed: Mapping[str, Observed] | None = {}
     if phase not in (Phase.PENDING, Phase.PROVISIONING, Phase.DELETING):
@@ -59,11 +59,11 @@ def _reconcile_space(engine: Engine, space: Space) -> None:
         _apply(engine, space, snapshot, action)
 
 
-def _observe(engine: Engine, snapshot: _Snapshot) -> Mapping[str, Observed] | None:
+def _observe(engine: Engine, snapshot: Snapshot) -> Mapping[str, Observed] | None:
     try:
         template = engine.catalog.get(snapshot.ref.template)
-        runtime = engine._runtime(snapshot.runtime)
-        services = engine._resolve(snapshot, template, runtime)
+        runtime = engine.runtime(snapshot.runtime)
+        services = engine.resolve(snapshot, template, runtime)
         observed = runtime.observe(snapshot.ref, list(services.values()))
         return {str(name): seen for name, seen in observed.items()}
     except LaunchbayError as e:
@@ -73,35 +73,35 @@ def _observe(engine: Engine, snapshot: _Snapshot) -> Mapping[str, Observed] | No
         return None
 
 
-def _apply(engine: Engine, space: Space, snapshot: _Snapshot, action: Action) -> None:
+def _apply(engine: Engine, space: Space, snapshot: Snapshot, action: Action) -> None:
     name = space.name
     if action.kind is ActionKind.PROVISION:
         log.info("space %s: %s", name, action.reason)
-        engine._submit_provision(space)
+        engine.submit_provision(space)
     elif action.kind is ActionKind.DELETE:
         log.info("space %s: finishing an interrupted delete", name)
-        engine._submit_delete(space)
+        engine.submit_delete(space)
     elif action.kind is ActionKind.RESTART and action.service:
         service = action.service
         engine.jobs.submit(
             space.id,
             f"restart:{service}",
-            lambda: engine._restart_job(space.id, service, reason=action.reason),
+            lambda: engine.restart_job(space.id, service, reason=action.reason),
             label=name,
         )
     elif action.kind is ActionKind.STOP:
         log.info("space %s: stopping services: %s", name, action.reason)
-        engine._runtime(snapshot.runtime).sleep(
+        engine.runtime(snapshot.runtime).sleep(
             snapshot.ref, [ServiceName(x.name) for x in space.services]
         )
     elif action.kind is ActionKind.MARK and action.service and action.status:
-        engine._set_service(
+        engine.set_service(
             snapshot,
             ServiceName(action.service),
             action.status,
             action.reason or action.status.value,
         )
-        engine._settle_phase(space.id)
+        engine.settle_phase(space.id)
 
 
 def _runtime_holdings(engine: Engine) -> dict[str, set[SpaceName]] | None:

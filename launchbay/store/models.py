@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -78,6 +88,11 @@ class Space(Base):
     expires_at: Mapped[datetime]
     expired_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Bumped by every change of what the space should run; `observed_generation` is the
+    # newest generation the engine has finished applying (as Kubernetes objects do), so a
+    # pipeline can wait for "my change is done", whatever its result.
+    generation: Mapped[int] = mapped_column(default=1, server_default="1")
+    observed_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",
@@ -114,3 +129,54 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     phase: Mapped[str | None] = mapped_column(String(16), default=None)
+
+
+class Deploy(Base):
+    """One service of a space moved from one version (and settings) to another."""
+
+    __tablename__ = "deploys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    generation: Mapped[int]
+    service: Mapped[str] = mapped_column(String(63))
+    from_version: Mapped[str] = mapped_column(String(255))
+    to_version: Mapped[str] = mapped_column(String(255))
+    # The service's overrides before and after, to roll back to the previous ones.
+    previous: Mapped[dict[str, Any]]
+    wanted: Mapped[dict[str, Any]]
+    actor: Mapped[str] = mapped_column(String(63))
+    source: Mapped[str] = mapped_column(String(255), default="")
+    result: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime]
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Delivery(Base):
+    """A webhook delivery, kept to answer a replay as a duplicate and to show what was done."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    repository: Mapped[str] = mapped_column(String(255), default="")
+    received_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PullRequest(Base):
+    """A pull request's state as its newest delivery told it: late deliveries lose to it."""
+
+    __tablename__ = "pull_requests"
+    __table_args__ = (UniqueConstraint("repository", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16))
+    head_sha: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+    space: Mapped[str] = mapped_column(String(63))

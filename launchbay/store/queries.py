@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 
 from launchbay.domain.errors import Conflict, NotFound
 from launchbay.domain.phases import Phase
-from launchbay.store.models import Event, ServiceState, Space, Token, User
+from launchbay.store.models import (
+    Delivery,
+    Deploy,
+    Event,
+    PullRequest,
+    ServiceState,
+    Space,
+    Token,
+    User,
+)
 
 
 def add_user(session: Session, *, name: str, is_admin: bool, now: datetime) -> User:
@@ -174,3 +183,50 @@ def count_by_phase(session: Session) -> dict[str, int]:
         select(Space.phase, func.count()).where(Space.live_name.is_not(None)).group_by(Space.phase)
     ).all()
     return {phase: count for phase, count in rows}
+
+
+def deploys(session: Session, space: Space, *, limit: int) -> Sequence[Deploy]:
+    return session.scalars(
+        select(Deploy).where(Deploy.space_id == space.id).order_by(Deploy.id.desc()).limit(limit)
+    ).all()
+
+
+def unfinished_deploys(session: Session, space_id: int) -> Sequence[Deploy]:
+    return session.scalars(
+        select(Deploy)
+        .where(Deploy.space_id == space_id, Deploy.result.in_(("pending", "running")))
+        .order_by(Deploy.id)
+    ).all()
+
+
+def deploy_by_id(session: Session, deploy_id: int) -> Deploy:
+    deploy = session.get(Deploy, deploy_id)
+    if deploy is None:
+        raise NotFound(f"no deploy #{deploy_id}")
+    return deploy
+
+
+def delivery(session: Session, delivery_id: str) -> Delivery | None:
+    return session.get(Delivery, delivery_id)
+
+
+def pull_request(session: Session, repository: str, number: int) -> PullRequest | None:
+    return session.scalar(
+        select(PullRequest).where(
+            PullRequest.repository == repository, PullRequest.number == number
+        )
+    )
+
+
+def spaces_of_template(session: Session, template: str) -> Sequence[Space]:
+    return session.scalars(
+        select(Space)
+        .where(Space.live_name.is_not(None), Space.template == template)
+        .order_by(Space.id)
+    ).all()
+
+
+def recent_deliveries(session: Session, *, limit: int) -> Sequence[Delivery]:
+    return session.scalars(
+        select(Delivery).order_by(Delivery.received_at.desc()).limit(limit)
+    ).all()

@@ -1,0 +1,379 @@
+"""Create-or-update and per-service deploys: how pipelines move a space between versions.
+
+A change bumps the space's generation and records one deploy per service it alters; a
+job then redeploys exactly those services, in dependency order, and leaves the rest
+running untouched. A deploy that fails is rolled back to the previous version where the
+runtime allows, and the history says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
+from launchbay.domain.durations import parse_duration
+from launchbay.domain.errors import Conflict, Invalid, LaunchbayError
+from launchbay.domain.names import ServiceName
+from launchbay.domain.phases import Phase, ServiceStatus
+from launchbay.domain.spec import changed_services, check_overrides, parse_sets, resolve_params
+from launchbay.domain.template import Template
+from launchbay.engine.engine import Cancelled, CreateSpace, Engine, Snapshot
+from launchbay.store import queries as q
+from launchbay.store.models import Deploy, Space
+
+log = logging.getLogger(__name__)
+
+PENDING, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "superseded",
+)
+
+
+@dataclass(frozen=True)
+class DesiredSpace:
+    """The whole wanted state of a space, as a pipeline states it (PUT semantics)."""
+
+    name: str
+    template: str
+    runtime: str = "process"
+    ttl: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    sets: Mapping[str, str] = field(default_factory=dict)
+
+
+class Deploys:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def apply(self, want: DesiredSpace, *, actor: Actor, source: str = "") -> tuple[Space, bool]:
+        """Create the space, or change only what differs from `want`. Idempotent: applying
+        the same state twice changes nothing the second time. True if it was created."""
+        engine = self.engine
+        with engine.store.read() as s:
+            exists = q.live_space(s, want.name) is not None
+        if not exists:
+            try:
+                request = CreateSpace(
+                    name=want.name,
+                    template=want.template,
+                    runtime=want.runtime,
+                    ttl=want.ttl,
+                    params=want.params,
+                    sets=want.sets,
+                )
+                return engine.create(request, actor=actor), True
+            except Conflict:
+                pass  # created meanwhile by a concurrent apply: update it instead
+        template = engine.catalog.get(want.template)
+        params = resolve_params(template, want.params)
+        overrides = parse_sets(want.sets, template)
+        ttl = parse_duration(want.ttl) if want.ttl else None
+        with engine.store.write() as s:
+            space = engine.live_for_update(s, want.name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="update")
+            for what, have, asked in (
+                ("template", space.template, want.template),
+                ("runtime", space.runtime, want.runtime),
+            ):
+                if have != asked:
+                    raise Conflict(
+                        f"space {space.name!r} runs {what} {have!r}, not {asked!r}; delete it first"
+                    )
+            if Phase(space.phase) is Phase.DELETING:
+                raise Conflict(f"space {space.name!r} is being deleted")
+            if ttl is not None:
+                # A pipeline that keeps pushing keeps its space, within the template's maximum.
+                now = engine.clock()
+                space.expires_at = max(
+                    space.expires_at, min(now + ttl, space.created_at + template.ttl.max)
+                )
+            changes = changed_services(
+                template,
+                old_params=space.params,
+                new_params=params,
+                old_overrides=space.overrides,
+                new_overrides=overrides,
+            )
+            if changes:
+                self._record(
+                    s,
+                    space,
+                    template,
+                    changes,
+                    params=params,
+                    overrides=overrides,
+                    actor=actor.name,
+                    source=source,
+                )
+        if changes:
+            self._submit(space)
+        return space, False
+
+    def deploy(
+        self,
+        name: str,
+        *,
+        service: str,
+        version: str | None,
+        sets: Mapping[str, str],
+        actor: Actor,
+        source: str = "",
+    ) -> Deploy:
+        """Redeploy one service, at `version` and with `sets` (KEY=VALUE of that service)."""
+        engine = self.engine
+        with engine.store.write() as s:
+            space = engine.live_for_update(s, name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="deploy to")
+            if Phase(space.phase) is Phase.DELETING:
+                raise Conflict(f"space {name!r} is being deleted")
+            template = engine.catalog.get(space.template)
+            if service not in template.services:
+                known = ", ".join(template.services)
+                raise Invalid(f"space {name!r} has no service {service!r} (it has {known})")
+            wanted = dict(space.overrides.get(service, {}))
+            if version is not None:
+                if not version.strip():
+                    raise Invalid("version must not be empty")
+                wanted["version"] = version
+            wanted.update(sets)
+            overrides = {**space.overrides, service: wanted}
+            check_overrides(overrides, template)
+            (deploy,) = self._record(
+                s,
+                space,
+                template,
+                [ServiceName(service)],
+                params=space.params,
+                overrides=overrides,
+                actor=actor.name,
+                source=source,
+            )
+        self._submit(space)
+        return deploy
+
+    def history(self, name: str, *, limit: int = 100) -> Sequence[Deploy]:
+        with self.engine.store.read() as s:
+            return q.deploys(s, q.find_space(s, name), limit=limit)
+
+    def wait(self, deploy_id: int, *, timeout: float) -> Deploy:
+        """The deploy once it has finished, or as it is when `timeout` runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.engine.store.read() as s:
+                deploy = q.deploy_by_id(s, deploy_id)
+            if deploy.result not in (PENDING, RUNNING) or time.monotonic() > deadline:
+                return deploy
+            time.sleep(0.1)
+
+    # -- the job -------------------------------------------------------------------------
+
+    def _record(
+        self,
+        s: Session,
+        space: Space,
+        template: Template,
+        services: Sequence[ServiceName],
+        *,
+        params: dict[str, str],
+        overrides: dict[str, dict[str, str]],
+        actor: str,
+        source: str,
+    ) -> list[Deploy]:
+        now = self.engine.clock()
+        versions = {x.name: x.version for x in space.services}
+        previous = space.overrides
+        space.params, space.overrides = dict(params), {k: dict(v) for k, v in overrides.items()}
+        space.generation += 1
+        space.updated_at = now
+        recorded = []
+        for name in services:
+            to_version = overrides.get(name, {}).get("version", template.services[name].version)
+            deploy = Deploy(
+                space_id=space.id,
+                generation=space.generation,
+                service=name,
+                from_version=versions.get(name, ""),
+                to_version=to_version,
+                previous=dict(previous.get(name, {})),
+                wanted=dict(overrides.get(name, {})),
+                actor=actor,
+                source=source,
+                result=PENDING,
+                detail="",
+                requested_at=now,
+            )
+            s.add(deploy)
+            recorded.append(deploy)
+            q.add_event(
+                s,
+                space,
+                actor=actor,
+                kind="deploy-requested",
+                now=now,
+                message=f"{name}: {deploy.from_version} -> {to_version}"
+                + (f" ({source})" if source else ""),
+            )
+        s.flush()
+        return recorded
+
+    def _submit(self, space: Space) -> None:
+        self.engine.jobs.submit(
+            space.id, "redeploy", lambda: self._redeploy_job(space.id), label=space.name
+        )
+
+    def _redeploy_job(self, space_id: int) -> None:
+        engine = self.engine
+        with engine.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            phase = Phase(space.phase)
+            todo = self._take(s, space)
+            if not todo:
+                return
+            generation = space.generation
+            if phase in (Phase.DELETING, Phase.DELETED):
+                self._finish(todo, SUPERSEDED, "the space is being deleted")
+                return
+            if phase is Phase.SLEEPING:
+                self._finish(
+                    todo, SUCCEEDED, "recorded; the space is asleep and runs it when woken"
+                )
+                space.observed_generation = generation
+                return
+            if phase in (Phase.FAILED, Phase.PENDING, Phase.PROVISIONING):
+                # A whole provision applies everything; it settles these deploys when done.
+                engine.set_phase(
+                    s,
+                    space,
+                    Phase.PROVISIONING,
+                    actor=SYSTEM.name,
+                    kind="provisioning",
+                    message="provisioning again with the new versions",
+                )
+                reprovision = True
+            else:
+                reprovision = False
+                now = engine.clock()
+                for deploy in todo:
+                    deploy.result, deploy.started_at = RUNNING, now
+        if reprovision:
+            # Services already running at their old versions would be adopted as they are.
+            snapshot = self._snapshot(space_id)
+            for deploy in todo:
+                engine.runtime(snapshot.runtime).stop(snapshot.ref, ServiceName(deploy.service))
+            engine.provision_job(space_id, actor=SYSTEM.name)
+            return
+        template = engine.catalog.get(space.template)
+        order: list[str] = [n for layer in template.dependency_order() for n in layer]
+        for deploy in sorted(todo, key=lambda d: order.index(d.service)):
+            try:
+                self._redeploy_service(space_id, deploy)
+            except Cancelled:
+                return
+        engine.settle_phase(space_id)
+        with engine.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            space.observed_generation = max(space.observed_generation, generation)
+
+    def _take(self, s: Session, space: Space) -> list[Deploy]:
+        """The newest unfinished deploy of each service; older ones are superseded."""
+        latest: dict[str, Deploy] = {}
+        for deploy in q.unfinished_deploys(s, space.id):
+            older = latest.get(deploy.service)
+            if older is not None:
+                older.result, older.detail = SUPERSEDED, f"superseded by deploy #{deploy.id}"
+                older.finished_at = self.engine.clock()
+            latest[deploy.service] = deploy
+        return list(latest.values())
+
+    def _redeploy_service(self, space_id: int, deploy: Deploy) -> None:
+        name = ServiceName(deploy.service)
+        snapshot = self._snapshot(space_id)
+        started = time.monotonic()
+        try:
+            self._restart(snapshot, name, detail=f"deploying {deploy.to_version}")
+        except LaunchbayError as e:
+            log.warning(
+                "space %s: deploy of %s %s failed: %s",
+                snapshot.ref.name,
+                name,
+                deploy.to_version,
+                e.message.splitlines()[0],
+            )
+            rolled_back = self._roll_back(space_id, deploy)
+            self._done(deploy.id, FAILED, e.message + rolled_back, started)
+            return
+        self._done(deploy.id, SUCCEEDED, f"{name} is at {deploy.to_version}", started)
+
+    def _restart(self, snapshot: Snapshot, name: ServiceName, *, detail: str) -> None:
+        engine = self.engine
+        runtime = engine.runtime(snapshot.runtime)
+        template = engine.catalog.get(snapshot.ref.template)
+        service = engine.resolve(snapshot, template, runtime)[name]
+        engine.set_service(snapshot, name, ServiceStatus.STARTING, detail)
+        runtime.stop(snapshot.ref, name)
+        runtime.start(snapshot.ref, service)
+        seen = engine.wait_healthy(snapshot, service, runtime, (engine.cancel(snapshot.id),))
+        engine.record_endpoints(snapshot, {name: service}, runtime)
+        engine.set_service(snapshot, name, ServiceStatus.READY, seen.detail or "running")
+
+    def _roll_back(self, space_id: int, deploy: Deploy) -> str:
+        """Put the previous overrides back and run them again; says how that went."""
+        with self.engine.store.write() as s:
+            space = q.space_for_update(s, space_id)
+            overrides = {k: dict(v) for k, v in space.overrides.items()}
+            if deploy.previous:
+                overrides[deploy.service] = dict(deploy.previous)
+            else:
+                overrides.pop(deploy.service, None)
+            space.overrides = overrides
+        snapshot = self._snapshot(space_id)
+        try:
+            self._restart(
+                snapshot,
+                ServiceName(deploy.service),
+                detail=f"rolling back to {deploy.from_version}",
+            )
+        except LaunchbayError as e:
+            self.engine.set_service(
+                snapshot,
+                ServiceName(deploy.service),
+                ServiceStatus.FAILED,
+                e.message.splitlines()[0],
+            )
+            return (
+                f"\nrolling back to {deploy.from_version} failed too: {e.message.splitlines()[0]}"
+            )
+        return f"\nrolled back: {deploy.service} runs {deploy.from_version} again"
+
+    def _snapshot(self, space_id: int) -> Snapshot:
+        with self.engine.store.read() as s:
+            return Snapshot.of(q.space_for_update(s, space_id))
+
+    def _done(self, deploy_id: int, result: str, detail: str, started: float) -> None:
+        took = time.monotonic() - started
+        with self.engine.store.write() as s:
+            deploy = q.deploy_by_id(s, deploy_id)
+            deploy.result, deploy.detail, deploy.finished_at = result, detail, self.engine.clock()
+            space = q.space_for_update(s, deploy.space_id)
+            q.add_event(
+                s,
+                space,
+                actor=SYSTEM.name,
+                kind=f"deploy-{result}",
+                now=self.engine.clock(),
+                message=f"{deploy.service} {deploy.to_version}: {result} in {took:.1f}s"
+                + (f": {detail.splitlines()[0]}" if result == FAILED else ""),
+            )
+
+    def _finish(self, deploys: Sequence[Deploy], result: str, detail: str) -> None:
+        now = self.engine.clock()
+        for deploy in deploys:
+            deploy.result, deploy.detail, deploy.finished_at = result, detail, now
