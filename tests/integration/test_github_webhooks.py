@@ -1,0 +1,261 @@
+"""GitHub webhooks end to end: payloads shaped like GitHub's, signed with a test secret,
+sent to a real server that runs real processes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from launchbay.domain.webhooks import sign
+from tests.integration import pipeline_support
+from tests.support import ServerProcess, wait_until
+
+SECRET = "test-webhook-secret-0123456789"
+T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+CONFIG = """\
+github:
+  secret_env: LAUNCHBAY_TEST_GITHUB_SECRET
+  max_body: 65536
+  repositories:
+    acme/app:
+      template: versioned
+      service: app
+      version: "${short_sha}"
+      space: "pr-${number}-${repo}"
+      ttl: 2h
+    acme/forked:
+      template: versioned
+      service: app
+      allow_forks: false
+"""
+
+
+@pytest.fixture
+def server(tmp_path, templates):
+    pipeline_support.install(templates, versions=("v1", "main", "aaaaaaa", "bbbbbbb", "ccccccc"))
+    (tmp_path / "launchbay.yaml").write_text(CONFIG)
+    s = ServerProcess(
+        home=tmp_path / "home",
+        templates=templates,
+        extra_args=["--config", str(tmp_path / "launchbay.yaml"), "--reconcile-interval", "1"],
+        extra_env={"LAUNCHBAY_TEST_GITHUB_SECRET": SECRET},
+    )
+    s.home.mkdir()
+    s.start()
+    yield s
+    s.stop()
+
+
+def pull_request(
+    action: str,
+    *,
+    number: int = 1,
+    sha: str = "aaaaaaa0000",
+    at: datetime = T0,
+    repo: str = "acme/app",
+    head_repo: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": "closed" if action == "closed" else "open",
+            "updated_at": at.isoformat(),
+            "merged": False,
+            "head": {"sha": sha, "ref": "feature", "repo": {"full_name": head_repo or repo}},
+            "base": {"ref": "main", "repo": {"full_name": repo}},
+        },
+        "repository": {"full_name": repo, "default_branch": "main"},
+        "sender": {"login": "octocat"},
+    }
+
+
+def deliver(
+    server: ServerProcess,
+    payload: Any,
+    *,
+    event: str = "pull_request",
+    delivery: str | None = None,
+    secret: str = SECRET,
+    body: bytes | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    raw = body if body is not None else json.dumps(payload).encode()
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "Content-Type": "application/json",
+    }
+    if signature is not None or secret:
+        headers["X-Hub-Signature-256"] = (
+            signature if signature is not None else sign(secret.encode(), raw)
+        )
+    return httpx.post(
+        f"{server.url}/api/v1/webhooks/github", content=raw, headers=headers, timeout=10
+    )
+
+
+def space_or_none(server: ServerProcess, name: str) -> dict[str, Any] | None:
+    with server.client() as c:
+        response = c.get(f"/api/v1/spaces/{name}")
+    return response.json() if response.status_code == 200 else None
+
+
+def app_version(server: ServerProcess, name: str) -> str | None:
+    space = space_or_none(server, name)
+    if not space or space["phase"] != "ready" or space["observed_generation"] < space["generation"]:
+        return None
+    return next(s["version"] for s in space["services"] if s["name"] == "app")
+
+
+def deliveries(server: ServerProcess) -> list[dict[str, Any]]:
+    return server.get_json("/api/v1/webhooks/github/deliveries")
+
+
+def test_open_synchronize_twice_then_close(server):
+    assert deliver(server, pull_request("opened", sha="aaaaaaa0000")).status_code == 202
+    wait_until(
+        lambda: app_version(server, "pr-1-app") == "aaaaaaa", timeout=60, what="opened at aaaaaaa"
+    )
+    deliver(server, pull_request("synchronize", sha="bbbbbbb0000", at=T0 + timedelta(minutes=1)))
+    wait_until(
+        lambda: app_version(server, "pr-1-app") == "bbbbbbb",
+        timeout=60,
+        what="synchronized to bbbbbbb",
+    )
+    deliver(server, pull_request("synchronize", sha="ccccccc0000", at=T0 + timedelta(minutes=2)))
+    wait_until(
+        lambda: app_version(server, "pr-1-app") == "ccccccc",
+        timeout=60,
+        what="synchronized to ccccccc",
+    )
+    history = server.get_json("/api/v1/spaces/pr-1-app/deploys")
+    assert [(d["from_version"], d["to_version"], d["result"]) for d in history] == [
+        ("bbbbbbb", "ccccccc", "succeeded"),
+        ("aaaaaaa", "bbbbbbb", "succeeded"),
+    ]
+    assert (
+        history[0]["actor"] == "github"
+        and "acme/app#1 (synchronize ccccccc)" in history[0]["source"]
+    )
+    assert deliver(server, pull_request("closed", at=T0 + timedelta(minutes=3))).status_code == 202
+    wait_until(
+        lambda: (s := space_or_none(server, "pr-1-app")) and s["phase"] == "deleted",
+        timeout=60,
+        what="deleted after close",
+    )
+
+
+def test_a_late_synchronize_never_resurrects_a_closed_pull_requests_space(server):
+    deliver(server, pull_request("opened", number=2))
+    wait_until(lambda: app_version(server, "pr-2-app") == "aaaaaaa", timeout=60, what="opened")
+    deliver(server, pull_request("closed", number=2, at=T0 + timedelta(minutes=5)))
+    wait_until(
+        lambda: space_or_none(server, "pr-2-app")["phase"] == "deleted", timeout=60, what="deleted"
+    )
+    late = deliver(
+        server,
+        pull_request("synchronize", number=2, sha="bbbbbbb0000", at=T0 + timedelta(minutes=4)),
+    )
+    assert (
+        late.status_code == 202
+        and late.json()["status"] == "ignored"
+        and "stale" in late.json()["reason"]
+    )
+    assert space_or_none(server, "pr-2-app")["phase"] == "deleted"
+
+
+def test_bad_signatures_are_refused_and_change_nothing(server):
+    payload = pull_request("opened", number=3)
+    body = json.dumps(payload).encode()
+    wrong_secret = deliver(server, payload, secret="another-secret-entirely-123")
+    other_body = deliver(server, payload, body=body, signature=sign(SECRET.encode(), body + b" "))
+    missing = deliver(server, payload, secret="")
+    for response in (wrong_secret, other_body, missing):
+        assert response.status_code == 401
+        assert (
+            response.json()["detail"] == "X-Hub-Signature-256 is missing or does not match the body"
+        )
+    assert space_or_none(server, "pr-3-app") is None
+    assert deliveries(server) == []
+
+
+def test_a_replayed_delivery_is_answered_but_not_acted_on_twice(server):
+    delivery = str(uuid.uuid4())
+    first = deliver(server, pull_request("opened", number=4), delivery=delivery)
+    assert first.json()["status"] == "accepted"
+    replay = deliver(server, pull_request("opened", number=4), delivery=delivery)
+    assert replay.status_code == 202 and replay.json()["status"] == "duplicate"
+    wait_until(lambda: app_version(server, "pr-4-app") == "aaaaaaa", timeout=60, what="opened")
+    assert space_or_none(server, "pr-4-app")["generation"] == 1
+
+
+def test_unknown_repositories_events_and_forks_are_answered_202_with_the_reason_recorded(server):
+    unknown_repo = deliver(server, pull_request("opened", repo="acme/unknown"))
+    unknown_event = deliver(server, {"repository": {"full_name": "acme/app"}}, event="issues")
+    ping = deliver(server, {"zen": "hi", "repository": {"full_name": "acme/app"}}, event="ping")
+    fork = deliver(
+        server, pull_request("opened", number=9, repo="acme/forked", head_repo="mallory/forked")
+    )
+    for response in (unknown_repo, unknown_event, ping, fork):
+        assert response.status_code == 202 and response.json()["status"] == "ignored", response.text
+    reasons = {d["reason"] for d in deliveries(server)}
+    assert "repository 'acme/unknown' is not configured" in reasons
+    assert "event 'issues' needs nothing" in reasons
+    assert "pull requests from forks are not allowed for this repository" in reasons
+    assert space_or_none(server, "pr-9-forked") is None
+
+
+def test_malformed_bodies_and_oversized_bodies_are_refused(server):
+    bad = deliver(server, None, body=b"{not json")
+    assert bad.status_code == 422 and "not a JSON object" in bad.json()["detail"]
+    wrong_shape = deliver(server, {"action": "opened", "repository": {"full_name": "acme/app"}})
+    assert (
+        wrong_shape.status_code == 422
+        and "not a pull_request payload" in wrong_shape.json()["detail"]
+    )
+    huge = deliver(server, None, body=b"{" + b" " * 70000 + b"}")
+    assert huge.status_code == 413
+    assert {d["status"] for d in deliveries(server)} == {"rejected"}
+
+
+def test_without_github_configuration_the_endpoint_says_so(tmp_path, templates):
+    s = ServerProcess(home=tmp_path / "plain", templates=templates)
+    s.home.mkdir()
+    s.start()
+    try:
+        response = deliver(s, pull_request("opened"))
+        assert response.status_code == 404 and "not configured" in response.json()["detail"]
+    finally:
+        s.stop()
+
+
+def test_a_server_with_github_but_no_secret_refuses_to_start(tmp_path, templates):
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    s = ServerProcess(
+        home=tmp_path / "nosecret",
+        templates=templates,
+        extra_args=["--config", str(tmp_path / "c.yaml")],
+    )
+    s.home.mkdir()
+    result = s.bay(
+        "server",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--templates",
+        str(templates),
+        "--data-dir",
+        str(s.data_dir),
+        "--port",
+        str(s.port),
+        token="",
+    )
+    assert result.returncode == 2
+    assert "LAUNCHBAY_TEST_GITHUB_SECRET is missing or shorter than 16 characters" in result.stderr
