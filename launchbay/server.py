@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Clock, Engine, EngineSettings, utcnow
 from launchbay.engine.webhooks import GitHubHooks
+from launchbay.portal import routes as portal
+from launchbay.portal.sessions import load_secret
 
 __all__ = ["EngineSettings", "ServerSettings", "build", "default_data_dir", "load_config", "serve"]
 from launchbay.runtimes.base import Runtime
@@ -98,6 +101,16 @@ class ServerSettings:
         return f"http://{host}:{self.port}"
 
     @property
+    def loopback_only(self) -> bool:
+        """Listens on a loopback address only: the portal may offer a one-click local sign-in."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def token_file(self) -> Path:
         return self.data_dir / "admin-token"
 
@@ -141,9 +154,18 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
             "GitHub webhooks on for %s",
             ", ".join(settings.config.github.repositories) or "no repository",
         )
-    return create_app(
+    app = create_app(
         engine=engine, accounts=accounts, deploys=deploys, github=github, on_start=engine.start
     )
+    portal.install(
+        app,
+        engine=engine,
+        accounts=accounts,
+        deploys=deploys,
+        secret=load_secret(settings.data_dir / "session-secret"),
+        loopback_only=settings.loopback_only,
+    )
+    return app
 
 
 def serve(settings: ServerSettings) -> None:

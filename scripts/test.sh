@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs, then lint, types,
 # layering, and every test (unit, store on SQLite and a real PostgreSQL, runtime contract,
-# end to end against a real server, README examples).
+# end to end against a real server, the portal in a real Chromium, README examples).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
 ensure_venv dev
 ensure_postgres
+apt_install chromium   # the portal's browser tests run in Debian's headless Chromium
 
 log "ruff"
 "$VENV/bin/ruff" check launchbay tests bench examples

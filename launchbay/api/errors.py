@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import logging
+from collections.abc import Mapping
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from launchbay.domain.errors import (
     Conflict,
@@ -41,21 +45,53 @@ def status_of(error: LaunchbayError) -> int:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(LaunchbayError)
-    async def _launchbay(request: Request, error: LaunchbayError) -> JSONResponse:
+    async def _launchbay(request: Request, error: LaunchbayError) -> Response:
         status = status_of(error)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"detail": error.message}, status_code=status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 and _is_api(request) else None
+        return respond(request, error.message, status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_validation(error)}, status_code=422)
+    async def _validation(request: Request, error: RequestValidationError) -> Response:
+        return respond(request, describe_validation(error), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        return respond(request, str(error.detail), error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("%s %s failed unexpectedly", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": "internal error; the server log has the details"}, status_code=500
-        )
+        return respond(request, "internal error; the server log has the details", 500)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def respond(
+    request: Request, message: str, status: int, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """JSON for the API; for the portal an HTML page, or a fragment for an htmx request."""
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
+    text = html.escape(message)
+    if request.headers.get("hx-request"):
+        fragment = f'<div class="error" role="alert">{text}</div>'
+        return HTMLResponse(fragment, status_code=status, headers={"HX-Reswap": "none"})
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{status} {title} · Launchbay</title>"
+        '<link rel="stylesheet" href="/static/portal.css">'
+        f'</head><body><main id="main"><section class="card narrow"><h1>{status} {title}</h1>'
+        f'<p role="alert">{text}</p><p><a href="/">Back to all spaces</a></p></section></main>'
+        "</body></html>"
+    )
+    return HTMLResponse(page, status_code=status, headers=headers)
 
 
 def describe_validation(error: RequestValidationError) -> str:

@@ -32,6 +32,12 @@ class Accounts:
             raise Unauthorized("invalid token")
         return Actor(name=user.name, is_admin=user.is_admin)
 
+    def by_name(self, name: str) -> Actor | None:
+        """The user of that name, for sessions that carry a name instead of a token."""
+        with self.store.read() as s:
+            user = q.user_by_name(s, name)
+        return Actor(name=user.name, is_admin=user.is_admin) if user else None
+
     def create_user(self, name: str, *, admin: bool, actor: Actor) -> str:
         """A new user and their first token, which is returned once and never stored."""
         require_admin(actor, action="create users")

@@ -294,6 +294,14 @@ class Engine:
         with self.store.read() as s:
             return q.list_spaces(s, where, limit=limit, before_id=before_id)
 
+    def page_spaces(
+        self, where: q.SpaceFilter, *, sort: str, offset: int, limit: int
+    ) -> tuple[Sequence[Space], int]:
+        if sort not in q.SORTS:
+            raise Invalid(f"sort must be one of {', '.join(q.SORTS)}")
+        with self.store.read() as s:
+            return q.page_spaces(s, where, sort=sort, offset=offset, limit=limit)
+
     def events(self, name: str, *, limit: int = 200) -> Sequence[Event]:
         with self.store.read() as s:
             return q.events(s, q.find_space(s, name), limit=limit)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,10 @@ def add_token(session: Session, *, user: User, digest: str, now: datetime) -> No
 def user_by_token(session: Session, digest: str) -> User | None:
     token = session.scalar(select(Token).where(Token.digest == digest))
     return token.user if token else None
+
+
+def user_by_name(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
 
 
 def count_users(session: Session) -> int:
@@ -106,10 +111,7 @@ class SpaceFilter:
     include_deleted: bool = False
 
 
-def list_spaces(
-    session: Session, where: SpaceFilter, *, limit: int, before_id: int | None
-) -> tuple[Sequence[Space], int]:
-    """A page of spaces, newest first (keyset paging on id), and the total that match."""
+def _filtered(where: SpaceFilter) -> Select[Any]:
     query = select(Space)
     if not where.include_deleted and where.phase != Phase.DELETED.value:
         query = query.where(Space.live_name.is_not(None))
@@ -122,7 +124,15 @@ def list_spaces(
         if value:
             query = query.where(column == value)
     if where.search:
-        query = query.where(or_(Space.name.contains(where.search, autoescape=True)))
+        query = query.where(Space.name.contains(where.search, autoescape=True))
+    return query
+
+
+def list_spaces(
+    session: Session, where: SpaceFilter, *, limit: int, before_id: int | None
+) -> tuple[Sequence[Space], int]:
+    """A page of spaces, newest first (keyset paging on id), and the total that match."""
+    query = _filtered(where)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     if before_id is not None:
         query = query.where(Space.id < before_id)
@@ -230,3 +240,26 @@ def recent_deliveries(session: Session, *, limit: int) -> Sequence[Delivery]:
     return session.scalars(
         select(Delivery).order_by(Delivery.received_at.desc()).limit(limit)
     ).all()
+
+
+SORTS = {
+    "newest": (Space.id.desc(),),
+    "oldest": (Space.id.asc(),),
+    "name": (Space.name.asc(), Space.id.desc()),
+    "expires": (Space.expires_at.asc(), Space.id.desc()),
+}
+
+
+def page_spaces(
+    session: Session, where: SpaceFilter, *, sort: str, offset: int, limit: int
+) -> tuple[Sequence[Space], int]:
+    """A page of spaces in the given order (a key of SORTS), and the total that match."""
+    query = _filtered(where)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(query.order_by(*SORTS[sort]).offset(offset).limit(limit)).all()
+    return items, total
+
+
+def templates_in_use(session: Session) -> list[str]:
+    rows = session.scalars(select(Space.template).where(Space.live_name.is_not(None)).distinct())
+    return sorted(rows)

@@ -1,0 +1,521 @@
+"""Portal pages, live fragments and forms. Handlers translate between HTML and the engine;
+rights and rules stay in the engine, errors go through the one error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from launchbay.domain.auth import Actor
+from launchbay.domain.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LaunchbayError,
+    NotFound,
+    Unauthorized,
+)
+from launchbay.domain.names import parse_space_name
+from launchbay.domain.spec import choose_ttl
+from launchbay.engine.accounts import ADMIN, Accounts
+from launchbay.engine.deploys import Deploys
+from launchbay.engine.engine import CreateSpace, Engine
+from launchbay.portal import views
+from launchbay.portal.sessions import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Signer,
+    new_browser_id,
+)
+from launchbay.store.queries import SORTS, SpaceFilter
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass
+class Portal:
+    engine: Engine
+    accounts: Accounts
+    deploys: Deploys
+    signer: Signer
+    templates: Jinja2Templates
+    loopback_only: bool
+
+
+class SignInRequired(Exception):
+    pass
+
+
+def install(
+    app: FastAPI,
+    *,
+    engine: Engine,
+    accounts: Accounts,
+    deploys: Deploys,
+    secret: bytes,
+    loopback_only: bool,
+) -> None:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals.update(
+        rel=views.relative,
+        iso=views.iso,
+        expiry_class=views.expiry_class,
+        can_modify=views.can_modify,
+        is_live=views.is_live,
+        ttl_default=views.ttl_default,
+        ttl_max=views.ttl_max,
+    )
+    app.state.portal = Portal(engine, accounts, deploys, Signer(secret), templates, loopback_only)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _: SignInRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/signin"})
+        return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
+
+
+def portal(request: Request) -> Portal:
+    value: Portal = request.app.state.portal
+    return value
+
+
+PortalDep = Annotated[Portal, Depends(portal)]
+
+
+def optional_viewer(request: Request) -> Actor | None:
+    p = portal(request)
+    name = p.signer.user(request.cookies.get(SESSION_COOKIE))
+    return p.accounts.by_name(name) if name else None
+
+
+def viewer(request: Request) -> Actor:
+    found = optional_viewer(request)
+    if found is None:
+        raise SignInRequired()
+    return found
+
+
+ViewerDep = Annotated[Actor, Depends(viewer)]
+
+
+def check_csrf(request: Request, form_token: str | None) -> None:
+    """Every state-changing form carries the CSRF token of this browser (field or header)."""
+    token = form_token or request.headers.get("x-csrf-token")
+    if not portal(request).signer.csrf_ok(request.cookies.get(CSRF_COOKIE), token):
+        raise Forbidden("the form's CSRF token is missing or wrong: reload the page and try again")
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], *, status: int = 200
+) -> HTMLResponse:
+    p = portal(request)
+    browser = request.cookies.get(CSRF_COOKIE) or new_browser_id()
+    context = {
+        "viewer": optional_viewer(request),
+        "csrf": p.signer.csrf_token(browser),
+        "loopback_only": p.loopback_only,
+        **context,
+    }
+    response = p.templates.TemplateResponse(request, name, context, status_code=status)
+    if CSRF_COOKIE not in request.cookies:
+        response.set_cookie(CSRF_COOKIE, browser, httponly=True, samesite="strict")
+    return response
+
+
+# -- signing in --------------------------------------------------------------------------------
+
+
+@router.get("/signin")
+def signin_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "signin.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    token: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        actor = portal(request).accounts.authenticate(token.strip())
+    except Unauthorized as e:
+        return render(
+            request, "signin.html", {"next": _safe_next(next), "error": e.message}, status=401
+        )
+    return _signed_in(request, actor.name, _safe_next(next))
+
+
+@router.post("/signin/local")
+def signin_local(
+    request: Request, csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
+) -> Response:
+    """One click, as the local admin: only on a loopback-only server, from the machine itself."""
+    check_csrf(request, csrf)
+    client = request.client.host if request.client else ""
+    if not portal(request).loopback_only or not _is_loopback(client):
+        raise Forbidden(
+            "signing in without a token works only on a loopback-only server, from that machine"
+        )
+    return _signed_in(request, ADMIN, _safe_next(next))
+
+
+@router.post("/signout")
+def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, csrf)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _signed_in(request: Request, user: str, next_url: str) -> Response:
+    response = RedirectResponse(next_url, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        portal(request).signer.session(user),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "testclient"
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    scope: str
+    phase: str
+    template: str
+    runtime: str
+    q: str
+    sort: str
+    page: int
+
+    def query(self, **change: Any) -> str:
+        values = {k: v for k, v in {**self.__dict__, **change}.items() if v not in ("", None)}
+        return urlencode(values)
+
+
+def listing(
+    scope: str = "all",
+    phase: str = "",
+    template: str = "",
+    runtime: str = "",
+    q: str = "",
+    sort: str = "newest",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Listing:
+    if sort not in SORTS:
+        raise Invalid(f"sort must be one of {', '.join(SORTS)}")
+    if scope not in ("all", "mine"):
+        raise Invalid("scope must be all or mine")
+    return Listing(scope, phase, template, runtime, q.strip(), sort, page)
+
+
+ListingDep = Annotated[Listing, Depends(listing)]
+
+
+@router.get("/")
+def dashboard(request: Request, who: ViewerDep, shown: ListingDep) -> HTMLResponse:
+    p = portal(request)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            **_rows(p, who, shown),
+            "phases": views.PHASES,
+            "template_names": [t.name for t in p.engine.catalog.all()],
+            "runtimes": sorted(p.engine.runtimes),
+            "sorts": list(SORTS),
+        },
+    )
+
+
+@router.get("/fragments/spaces")
+def dashboard_rows(request: Request, who: ViewerDep, shown: ListingDep) -> HTMLResponse:
+    """The live part of the dashboard, polled by htmx."""
+    return render(request, "_spaces.html", _rows(portal(request), who, shown))
+
+
+def _rows(p: Portal, who: Actor, shown: Listing) -> dict[str, Any]:
+    where = SpaceFilter(
+        owner=who.name if shown.scope == "mine" else None,
+        phase=shown.phase or None,
+        template=shown.template or None,
+        runtime=shown.runtime or None,
+        search=shown.q or None,
+    )
+    spaces, total = p.engine.page_spaces(
+        where, sort=shown.sort, offset=(shown.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
+    pages = max(1, -(-total // PAGE_SIZE))
+    return {"spaces": spaces, "total": total, "shown": shown, "pages": pages}
+
+
+# -- a space -----------------------------------------------------------------------------------
+
+
+@router.get("/spaces/new")
+def new_space_page(request: Request, who: ViewerDep, template: str = "") -> HTMLResponse:
+    return _new_form(request, template, values={}, errors={})
+
+
+@router.post("/spaces/new")
+async def create_space(request: Request, who: ViewerDep) -> Response:
+    """Validate each field with the engine's own rules, showing every error next to its field.
+    The form's fields depend on the template (param.NAME, version.SERVICE), hence no Form()."""
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    check_csrf(request, values.get("csrf"))
+    return await run_in_threadpool(_create_from_form, request, who, values)
+
+
+def _new_form(
+    request: Request,
+    template_name: str,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> HTMLResponse:
+    p = portal(request)
+    templates = p.engine.catalog.all()
+    chosen = next(
+        (t for t in templates if t.name == template_name), templates[0] if templates else None
+    )
+    return render(
+        request,
+        "new.html",
+        {"templates": templates, "chosen": chosen, "values": values, "errors": errors},
+        status=status,
+    )
+
+
+@router.get("/spaces/{name}")
+def space_page(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
+    return render(request, "space.html", _space_context(request, name))
+
+
+@router.get("/spaces/{name}/live")
+def space_live(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
+    """The live part of a space's page. A space that vanished says so, not a stack trace."""
+    try:
+        context = _space_context(request, name)
+    except NotFound:
+        return render(request, "_space_gone.html", {"name": name})
+    return render(request, "_space_live.html", context)
+
+
+def _space_context(request: Request, name: str) -> dict[str, Any]:
+    p = portal(request)
+    space = p.engine.get(name)
+    template = None
+    with contextlib.suppress(NotFound):
+        template = p.engine.catalog.get(space.template)
+    return {
+        "space": space,
+        "events": p.engine.events(name, limit=100),
+        "deploys": p.deploys.history(name, limit=50),
+        "template": template,
+    }
+
+
+@router.post("/spaces/{name}/extend")
+def extend(
+    request: Request,
+    name: str,
+    who: ViewerDep,
+    by: Annotated[str, Form()] = "1h",
+    custom: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    portal(request).engine.extend(name, by=custom.strip() or by, actor=who)
+    return RedirectResponse(f"/spaces/{name}", status_code=303)
+
+
+@router.post("/spaces/{name}/sleep")
+def sleep(
+    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf)
+    portal(request).engine.sleep(name, actor=who)
+    return RedirectResponse(f"/spaces/{name}", status_code=303)
+
+
+@router.post("/spaces/{name}/wake")
+def wake(
+    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf)
+    portal(request).engine.wake(name, actor=who)
+    return RedirectResponse(f"/spaces/{name}", status_code=303)
+
+
+@router.get("/spaces/{name}/delete")
+def confirm_delete(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
+    space = portal(request).engine.get(name)
+    if not views.can_modify(who, space.owner):
+        raise Forbidden(f"{who.name} may not delete space {name!r}: it belongs to {space.owner}")
+    return render(request, "confirm_delete.html", {"space": space})
+
+
+@router.post("/spaces/{name}/delete")
+def delete(
+    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf)
+    portal(request).engine.delete(name, actor=who)
+    return RedirectResponse(f"/spaces/{name}", status_code=303)
+
+
+@router.get("/spaces/{name}/logs/{service}")
+def logs_page(request: Request, name: str, service: str, who: ViewerDep) -> HTMLResponse:
+    space = portal(request).engine.get(name)
+    if service not in [s.name for s in space.services]:
+        raise NotFound(f"space {name!r} has no service {service!r}")
+    return render(
+        request,
+        "logs.html",
+        {"space": space, "service": service, "lines": _tail(request, name, service)},
+    )
+
+
+@router.get("/spaces/{name}/logs/{service}/tail")
+def logs_tail(request: Request, name: str, service: str, who: ViewerDep) -> HTMLResponse:
+    return render(request, "_log.html", {"lines": _tail(request, name, service)})
+
+
+@router.get("/spaces/{name}/logs/{service}/download")
+def logs_download(request: Request, name: str, service: str, who: ViewerDep) -> StreamingResponse:
+    lines = portal(request).engine.logs(name, service, tail=1_000_000, follow=False)
+    disposition = f'attachment; filename="{name}-{service}.log"'
+    return StreamingResponse(
+        lines, media_type="text/plain; charset=utf-8", headers={"Content-Disposition": disposition}
+    )
+
+
+def _tail(request: Request, name: str, service: str) -> str:
+    return "".join(portal(request).engine.logs(name, service, tail=300, follow=False))
+
+
+# -- templates ---------------------------------------------------------------------------------
+
+
+@router.get("/templates")
+def templates_page(request: Request, who: ViewerDep) -> HTMLResponse:
+    p = portal(request)
+    return render(
+        request,
+        "templates.html",
+        {"templates": p.engine.catalog.all(), "problems": p.engine.catalog.problems()},
+    )
+
+
+@router.get("/fragments/check-name", response_class=PlainTextResponse)
+def check_name(request: Request, who: ViewerDep, name: str = "") -> HTMLResponse:
+    """Validation as you type, with the same rules as the API."""
+    message, ok = "", False
+    try:
+        parse_space_name(name)
+        taken = _exists(request, name)
+        message, ok = (
+            (f"a space named {name!r} already exists", False) if taken else ("available", True)
+        )
+    except Invalid as e:
+        message = e.message
+    return render(request, "_field_check.html", {"message": message, "ok": ok})
+
+
+def _exists(request: Request, name: str) -> bool:
+    try:
+        return views.is_live(portal(request).engine.get(name).phase)
+    except NotFound:
+        return False
+
+
+def _create_from_form(request: Request, who: Actor, values: dict[str, str]) -> Response:
+    p = portal(request)
+    errors: dict[str, str] = {}
+    name, template_name = values.get("name", "").strip(), values.get("template", "")
+    try:
+        template = p.engine.catalog.get(template_name)
+    except NotFound as e:
+        return _new_form(
+            request, template_name, values=values, errors={"template": e.message}, status=422
+        )
+    try:
+        parse_space_name(name)
+    except Invalid as e:
+        errors["name"] = e.message
+    ttl = values.get("ttl", "").strip() or None
+    try:
+        choose_ttl(template.ttl, ttl)
+    except Invalid as e:
+        errors["ttl"] = e.message
+    params = {
+        k.removeprefix("param."): v
+        for k, v in values.items()
+        if k.startswith("param.") and v.strip()
+    }
+    sets = {
+        f"{k.removeprefix('version.')}.version": v.strip()
+        for k, v in values.items()
+        if k.startswith("version.") and v.strip()
+    }
+    if not errors:
+        try:
+            p.engine.create(
+                CreateSpace(
+                    name=name,
+                    template=template.name,
+                    runtime=values.get("runtime", "process"),
+                    ttl=ttl,
+                    params=params,
+                    sets=sets,
+                ),
+                actor=who,
+            )
+            return RedirectResponse(f"/spaces/{name}", status_code=303)
+        except Conflict as e:
+            errors["name"] = e.message
+        except LaunchbayError as e:
+            errors["form"] = e.message
+    return _new_form(request, template.name, values=values, errors=errors, status=422)

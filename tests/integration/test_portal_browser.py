@@ -1,0 +1,144 @@
+"""The portal in a real headless Chromium (Debian's `chromium`), driven by Playwright,
+against a real server running real processes. Screenshots go to test-artifacts/screenshots."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support import ROOT
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def sign_in(page: Page, server, token: str | None = None) -> None:
+    page.goto(server.url + "/")
+    expect(page).to_have_url(re.compile(r"/signin"))
+    page.get_by_label("API token").fill(token or server.admin_token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Spaces")).to_be_visible()
+
+
+def shoot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def test_a_developer_creates_watches_uses_extends_reads_and_deletes_a_space(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    page = context.new_page()
+    sign_in(page, server)
+
+    page.get_by_role("link", name="New space").first.click()
+    expect(page.get_by_role("heading", name="New space")).to_be_visible()
+    page.get_by_label("Name").fill("browser-1")
+    expect(page.locator("#name-check")).to_have_text("available")
+    page.get_by_label("Name").fill("Bad_Name")
+    expect(page.locator("#name-check")).to_contain_text("is not valid")
+    page.get_by_label("Name").fill("browser-1")
+    page.get_by_label("Time to live").fill("1h")
+    page.get_by_label("greeting").fill("Ahoy")
+    shoot(page, "create-form-light")
+    page.get_by_role("button", name="Create space").click()
+    expect(page.get_by_role("heading", name=re.compile("browser-1"))).to_be_visible()
+
+    page.get_by_role("link", name="Spaces", exact=True).click()
+    page.evaluate("window.__notReloaded = true")
+    row = page.locator("#space-browser-1")
+    expect(row.locator(".badge")).to_have_text("ready", timeout=60_000)
+    assert page.evaluate("window.__notReloaded") is True  # the row went live without a reload
+    expect(row).to_contain_text("3/3")
+    shoot(page, "dashboard-light")
+
+    with context.expect_page() as opened:
+        row.get_by_role("link", name="web/web").click()
+    web = opened.value
+    expect(web.locator("h1")).to_contain_text("Ahoy from space browser-1")
+    expect(web.locator("#visits")).to_contain_text("Visits:")
+    web.close()
+
+    row.get_by_role("link", name="browser-1").click()
+    countdown = page.locator("#expires")
+    expect(countdown).to_have_text(re.compile(r"^in (59m|1h)"))
+    before = countdown.get_attribute("data-expires")
+    page.get_by_label("Extend by").select_option("4h")
+    page.get_by_role("button", name="Extend").click()
+    expect(countdown).to_have_text(re.compile(r"^in 4h5\dm"))
+    assert countdown.get_attribute("data-expires") > before
+    expect(page.locator(".timeline")).to_contain_text("TTL extended by 4h")
+    shoot(page, "space-light")
+
+    page.locator("#service-api").get_by_role("link", name="logs").click()
+    expect(page.locator("#log")).to_contain_text("listening on 127.0.0.1")
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
+
+    page.goto(server.url + "/spaces/browser-1")
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_role("heading", name="Delete space browser-1?")).to_be_visible()
+    page.get_by_role("button", name="Delete browser-1").click()
+    expect(page.locator("#phase")).to_have_text(re.compile("deleting|deleted"))
+    page.get_by_role("link", name="Spaces", exact=True).click()
+    page.evaluate("window.__notReloaded = true")
+    expect(page.locator("#space-browser-1")).to_have_count(0, timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
+    context.close()
+
+
+def test_the_portal_in_dark_mode_and_on_a_phone(browser, server):
+    server.bay("space", "create", "dark-1", "--template", "demo", "--wait")
+    for scheme, viewport in (
+        ("dark", {"width": 1280, "height": 800}),
+        ("light", {"width": 390, "height": 844}),
+    ):
+        context = browser.new_context(viewport=viewport, color_scheme=scheme)
+        page = context.new_page()
+        sign_in(page, server)
+        expect(page.locator("#space-dark-1 .badge")).to_have_text("ready")
+        suffix = scheme if viewport["width"] > 800 else "phone"
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        if scheme == "dark":
+            assert background == "rgb(15, 18, 22)"
+        shoot(page, f"dashboard-{suffix}")
+        page.goto(server.url + "/spaces/dark-1")
+        expect(page.locator("#phase")).to_have_text("ready")
+        shoot(page, f"space-{suffix}")
+        page.goto(server.url + "/spaces/new")
+        shoot(page, f"create-form-{suffix}")
+        context.close()
+
+
+def test_a_space_deleted_while_its_page_is_open_says_so(browser, server):
+    server.bay("space", "create", "gone-1", "--template", "demo", "--wait")
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, server)
+    page.goto(server.url + "/spaces/gone-1")
+    expect(page.locator("#phase")).to_have_text("ready")
+    assert server.bay("space", "delete", "gone-1", "--wait").returncode == 0
+    expect(page.locator(".notice")).to_contain_text("This space was deleted", timeout=15_000)
+    expect(page.locator("#phase")).to_have_text("deleted")
+    context.close()
