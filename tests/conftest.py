@@ -32,6 +32,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """The compose tests' base image, built locally (no registry is reachable here)."""
+    from tests.support import build_busybox_image
+
+    return build_busybox_image()
+
+
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     """A templates folder with a copy of the examples, next to their services."""

@@ -265,3 +265,36 @@ def write_template(folder: Path, name: str, body: str) -> Path:
 def json_of(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+BUSYBOX_IMAGE = "launchbay-test/busybox:local"
+
+
+def build_busybox_image() -> str:
+    """A base image FROM scratch with the host's static busybox: no registry is needed."""
+    found = subprocess.run(["docker", "image", "inspect", BUSYBOX_IMAGE], capture_output=True, check=False)
+    if found.returncode == 0:
+        return BUSYBOX_IMAGE
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    with tempfile.TemporaryDirectory(prefix="launchbay-busybox-") as tmp:
+        shutil.copy(busybox, Path(tmp) / "busybox")
+        (Path(tmp) / "Dockerfile").write_text(
+            "FROM scratch\nCOPY busybox /bin/busybox\n"
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN mkdir -p /tmp && chmod 1777 /tmp\n'
+        )
+        subprocess.run(["docker", "build", "-q", "-t", BUSYBOX_IMAGE, tmp], check=True, capture_output=True,
+                       timeout=300)
+    return BUSYBOX_IMAGE
+
+
+def launchbay_docker_objects(root: Path | None = None) -> list[str]:
+    """Containers, networks and volumes that carry Launchbay's labels (of one runtime root)."""
+    label = f"dev.launchbay.root={root.resolve()}" if root else "dev.launchbay.managed-by=launchbay"
+    found = []
+    for kind in ("container", "network", "volume"):
+        args = ["docker", kind, "ls", "-q", "--filter", f"label={label}"]
+        if kind == "container":
+            args.insert(3, "-a")
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+        found += [f"{kind}:{x}" for x in out]
+    return found

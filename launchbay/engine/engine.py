@@ -144,6 +144,7 @@ class Engine:
         name = parse_space_name(request.name)
         template = self.catalog.get(request.template)
         self._check_runtime(template, request.runtime)
+        self.runtime(request.runtime).check()  # Docker down: a clear error now, not a hang later
         params = resolve_params(template, request.params)
         overrides = parse_sets(request.sets, template)
         ttl = choose_ttl(template.ttl, request.ttl)
@@ -605,7 +606,7 @@ class Engine:
     def resolve(
         self, snapshot: Snapshot, template: Template, runtime: Runtime
     ) -> dict[ServiceName, ResolvedService]:
-        addresses = runtime.addresses(snapshot.ref, list(template.services))
+        addresses = runtime.addresses(snapshot.ref, template.services)
         return resolve_services(
             template,
             space=snapshot.ref.name,
@@ -762,6 +763,8 @@ class Engine:
         for thread in self._loops:
             thread.join(timeout=10)
         self.jobs.shutdown()
+        for runtime in self.runtimes.values():
+            runtime.close()
 
     def _loop(self, name: str, interval: float, step: Callable[[Engine], None]) -> None:
         while not self._stopping.is_set():

@@ -16,6 +16,7 @@ from launchbay.domain.errors import PermanentError, TemporaryError
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
+from launchbay.domain.template import Service
 
 
 class RuntimeUnavailable(TemporaryError):
@@ -54,7 +55,7 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def addresses(
-        self, space: SpaceRef, services: Sequence[ServiceName]
+        self, space: SpaceRef, services: Mapping[ServiceName, Service]
     ) -> dict[ServiceName, Address]:
         """Where each service answers inside the space; stable for the life of the space."""
 
@@ -98,6 +99,9 @@ class Runtime(abc.ABC):
         self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
     ) -> Iterator[str]:
         """The service's log lines, the last `tail` of them, then new ones if `follow`."""
+
+    def close(self) -> None:
+        """Release connections (the server is stopping)."""
 
     def destroy_orphan(self, name: SpaceName) -> None:
         """Remove what the runtime holds for a space that has no live record."""

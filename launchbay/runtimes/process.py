@@ -21,7 +21,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
+from launchbay.domain.template import Service
 from launchbay.runtimes import probes, proc
 from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
 
@@ -56,12 +57,12 @@ class ProcessRuntime(Runtime):
         return f"process runtime: spaces run as local processes under {self.root}"
 
     def addresses(
-        self, space: SpaceRef, services: Sequence[ServiceName]
+        self, space: SpaceRef, services: Mapping[ServiceName, Service]
     ) -> dict[ServiceName, Address]:
         folder = self._folder(space.name)
         folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            ports: dict[str, int] = _read_json(folder / "ports.json") or {}
+            ports: dict[str, int] = read_json(folder / "ports.json") or {}
             taken = set(ports.values())
             for name in services:
                 while name not in ports:
@@ -69,11 +70,11 @@ class ProcessRuntime(Runtime):
                     if port not in taken:
                         ports[name] = port
                         taken.add(port)
-            _write_json(folder / "ports.json", ports)
+            write_json(folder / "ports.json", ports)
         return {name: Address(self.host, ports[name]) for name in services}
 
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
-        address = self.addresses(space, [service.name])[service.name]
+        address = self.addresses(space, {service.name: service.spec})[service.name]
         return {e.name: address.url + e.path for e in service.spec.endpoints}
 
     def start(self, space: SpaceRef, service: ResolvedService) -> None:
@@ -90,7 +91,7 @@ class ProcessRuntime(Runtime):
         folder = self._folder(space.name)
         folder.mkdir(parents=True, exist_ok=True)
         cwd = Path(section.cwd) if section.cwd else folder
-        address = self.addresses(space, [service.name])[service.name]
+        address = self.addresses(space, {service.name: service.spec})[service.name]
         env = self._environment(space, service, address)
         log_path = folder / f"{service.name}.log"
         with log_path.open("ab") as log:
@@ -111,7 +112,7 @@ class ProcessRuntime(Runtime):
                 raise ServiceFailed(service.name, f"working folder does not exist: {cwd}") from e
         with self._lock:
             self._pids[(space.name, service.name)] = pid
-        _write_json(folder / f"{service.name}.pid", {"pid": pid, "start_time": _start_time(pid)})
+        write_json(folder / f"{service.name}.pid", {"pid": pid, "start_time": _start_time(pid)})
 
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
         if self._alive_record(space.name, service.name) is None:
@@ -121,7 +122,7 @@ class ProcessRuntime(Runtime):
         health = service.spec.health
         if health is None:
             return Observed(running=True, healthy=None, detail="running (no health check)")
-        address = self.addresses(space, [service.name])[service.name]
+        address = self.addresses(space, {service.name: service.spec})[service.name]
         section = service.spec.process
         env = self._environment(space, service, address)
         cwd = Path(section.cwd) if section and section.cwd else self._folder(space.name)
@@ -196,7 +197,7 @@ class ProcessRuntime(Runtime):
     def _alive_record(self, space: str, service: str) -> dict[str, Any] | None:
         """The service's pid record if that exact process (pid and start time) still runs."""
         self._reap(space, service)
-        record = _read_json(self._folder(space) / f"{service}.pid")
+        record = read_json(self._folder(space) / f"{service}.pid")
         if not record:
             return None
         started = _start_time(record["pid"])
@@ -305,14 +306,14 @@ def _last_lines(f: Any, count: int) -> list[str]:
     return lines[-count:] if count > 0 else []
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     """Atomic: a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data))
