@@ -272,7 +272,9 @@ BUSYBOX_IMAGE = "launchbay-test/busybox:local"
 
 def build_busybox_image() -> str:
     """A base image FROM scratch with the host's static busybox: no registry is needed."""
-    found = subprocess.run(["docker", "image", "inspect", BUSYBOX_IMAGE], capture_output=True, check=False)
+    found = subprocess.run(
+        ["docker", "image", "inspect", BUSYBOX_IMAGE], capture_output=True, check=False
+    )
     if found.returncode == 0:
         return BUSYBOX_IMAGE
     busybox = shutil.which("busybox") or "/bin/busybox"
@@ -282,8 +284,12 @@ def build_busybox_image() -> str:
             "FROM scratch\nCOPY busybox /bin/busybox\n"
             'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN mkdir -p /tmp && chmod 1777 /tmp\n'
         )
-        subprocess.run(["docker", "build", "-q", "-t", BUSYBOX_IMAGE, tmp], check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            ["docker", "build", "-q", "-t", BUSYBOX_IMAGE, tmp],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     return BUSYBOX_IMAGE
 
 

@@ -100,7 +100,7 @@ class Runtime(abc.ABC):
     ) -> Iterator[str]:
         """The service's log lines, the last `tail` of them, then new ones if `follow`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: only runtimes with connections need it
         """Release connections (the server is stopping)."""
 
     def destroy_orphan(self, name: SpaceName) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import re
 import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -71,13 +72,14 @@ class ComposeRuntime(Runtime):
     ) -> dict[ServiceName, Address]:
         folder = self._folder(space.name)
         folder.mkdir(parents=True, exist_ok=True)
+        container_ports = {name: _container_port(name, spec) for name, spec in services.items()}
         with self._lock:
             ports: dict[str, int] = read_json(folder / "ports.json") or {}
-            for name, spec in services.items():
-                if name not in ports and _container_port(spec) is not None:
+            for name, port in container_ports.items():
+                if name not in ports and port is not None:
                     ports[name] = _free_host_port(set(ports.values()))
             write_json(folder / "ports.json", ports)
-        return {name: Address(name, _container_port(spec) or 0) for name, spec in services.items()}
+        return {name: Address(name, port or 0) for name, port in container_ports.items()}
 
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
         self.addresses(space, {service.name: service.spec})
@@ -96,9 +98,8 @@ class ComposeRuntime(Runtime):
             self._write_service(space, service)
             result = self._run(["up", "--detach", "--no-deps", service.name], space=space.name)
         if result.code != 0:
-            raise ServiceFailed(
-                service.name, "docker compose up failed: " + _last_lines(result.stderr)
-            )
+            why = self._missing_image(service) + "docker compose up failed: "
+            raise ServiceFailed(service.name, why + _last_lines(result.stderr))
 
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
         container = self._container(space.name, service.name)
@@ -257,10 +258,26 @@ class ComposeRuntime(Runtime):
         ports = list(doc.get("ports") or [])
         if ports:
             host_port = self._host_port(space.name, service.name)
-            ports[0] = f"127.0.0.1:{host_port}:{_port_number(ports[0])}"
-            ports[1:] = [f"127.0.0.1::{_port_number(p)}" for p in ports[1:]]
+            ports[0] = f"127.0.0.1:{host_port}:{_port_number(ports[0], service=service.name)}"
+            ports[1:] = [f"127.0.0.1::{_port_number(p, service=service.name)}" for p in ports[1:]]
             doc["ports"] = ports
         return doc
+
+    def _missing_image(self, service: ResolvedService) -> str:
+        """'image X ... could not be pulled; ' when that is why `up` failed, else ''."""
+        section = service.spec.compose or {}
+        image = section.get("image")
+        if not image or section.get("build"):
+            return ""
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            self._docker().images.get(image)
+        except ImageNotFound:
+            return f"image {image!r} is not here and could not be pulled; "
+        except DockerException:
+            return ""
+        return ""
 
     def _host_port(self, space: str, service: str) -> int | None:
         ports = read_json(self._folder(space) / "ports.json") or {}
@@ -358,17 +375,23 @@ class ComposeRuntime(Runtime):
         return found[0] if found else None
 
 
-def _container_port(spec: Service) -> int | None:
+def _container_port(name: str, spec: Service) -> int | None:
     ports = (spec.compose or {}).get("ports") or []
-    return _port_number(ports[0]) if ports else None
+    if not isinstance(ports, list):
+        raise ServiceFailed(name, "compose ports must be a list")
+    return _port_number(ports[0], service=name) if ports else None
 
 
-def _port_number(entry: Any) -> int:
+def _port_number(entry: Any, *, service: str) -> int:
     """The container port of a Compose `ports` entry: 8080, "8080", "8080/tcp", "1234:8080"."""
-    if isinstance(entry, dict):
-        return int(entry["target"])
-    text = str(entry).split("/")[0]
-    return int(text.rsplit(":", 1)[-1])
+    try:
+        if isinstance(entry, dict):
+            return int(entry["target"])
+        return int(str(entry).split("/")[0].rsplit(":", 1)[-1])
+    except (KeyError, ValueError, TypeError) as e:
+        raise ServiceFailed(
+            service, f"compose ports entry {entry!r} names no container port"
+        ) from e
 
 
 def _named_volumes(service: Mapping[str, Any]) -> list[str]:
@@ -403,5 +426,13 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
 
 
+_PROGRESS = re.compile(
+    r"^\s*(Network|Volume|Container|Image)\s+\S+\s+(Creating|Created|Starting|Started|"
+    r"Recreate|Recreated|Running|Pulling|Pulled|Building|Built|Waiting|Healthy)\s*$"
+)
+
+
 def _last_lines(text: str, count: int = 8) -> str:
-    return "\n".join(text.strip().splitlines()[-count:]) or "(no output)"
+    """Compose's error output without its progress lines, the last few lines of it."""
+    lines = [line for line in text.strip().splitlines() if not _PROGRESS.match(line)]
+    return "\n".join(lines[-count:]) or "(no output)"

@@ -63,8 +63,11 @@ TEMPLATE = textwrap.dedent(
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     if request.param == "compose":
         request.getfixturevalue("busybox_image")
-        rt: Runtime = ComposeRuntime(tmp_path / "runtime", project_prefix=f"lbt{abs(hash(tmp_path)) % 10**6}-",
-                                     stop_timeout=1)
+        rt: Runtime = ComposeRuntime(
+            tmp_path / "runtime",
+            project_prefix=f"lbt{abs(hash(tmp_path)) % 10**6}-",
+            stop_timeout=1,
+        )
     else:
         rt = ProcessRuntime(tmp_path / "runtime", stop_grace=2.0)
     yield rt
@@ -96,7 +99,9 @@ def test_addresses_are_stable_for_the_life_of_a_space(runtime):
     first = runtime.addresses(ref, specs)
     assert runtime.addresses(ref, specs) == first
     assert first["web"].port > 0
-    assert runtime.endpoints(ref, services(runtime, ref)["web"])["home"].startswith("http://127.0.0.1:")
+    assert runtime.endpoints(ref, services(runtime, ref)["web"])["home"].startswith(
+        "http://127.0.0.1:"
+    )
 
 
 def test_a_started_service_becomes_healthy_and_its_endpoint_answers(runtime):
@@ -141,9 +146,14 @@ def test_a_command_that_does_not_exist_fails_naming_it(runtime):
     except ServiceFailed as e:
         assert "/nonexistent/launchbay-test-binary" in e.message
         return
-    seen = wait_until(lambda: (s := runtime.probe(ref, missing)) and not s.running and s, timeout=20, what="exit")
+    seen = wait_until(
+        lambda: (s := runtime.probe(ref, missing)) and not s.running and s, timeout=20, what="exit"
+    )
     assert "exited with code 127" in seen.detail
-    assert "/nonexistent/launchbay-test-binary" in "".join(runtime.logs(ref, missing.name, tail=20, follow=False))
+    assert "/nonexistent/launchbay-test-binary" in "".join(
+        runtime.logs(ref, missing.name, tail=20, follow=False)
+    )
+
 
 def test_stop_stops_the_service_and_its_children(runtime):
     ref = space()
