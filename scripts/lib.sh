@@ -57,3 +57,8 @@ ensure_docker() {
     chmod +x "$plugins/docker-compose"
   fi
 }
+
+ensure_helm() {
+  # The real helm binary, for linting and rendering every chart in the repo.
+  [ -x "$VENV/bin/helm" ] || { log "installing helm into .venv/bin"; "$VENV/bin/python" "$REPO/scripts/install_helm.py" >&2; }
+}

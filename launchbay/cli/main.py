@@ -111,7 +111,8 @@ def server(
         "templates"
     ),
     db: Annotated[
-        str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
+        str | None,
+        typer.Option(envvar="LAUNCHBAY_DB", help="database URL (default: SQLite in the data dir)"),
     ] = None,
     reconcile_interval: Annotated[
         float, typer.Option(help="seconds between reconcile passes")

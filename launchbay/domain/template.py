@@ -112,6 +112,8 @@ class HelmSection(Strict):
     version: str | None = None
     repo: str | None = None
     values: dict[str, Any] = {}
+    port: int | None = Field(default=None, description="the port its Service answers on")
+    service: str | None = Field(default=None, description="its Service's name (else the release's)")
 
 
 class Service(Strict):

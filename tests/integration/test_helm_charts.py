@@ -1,0 +1,180 @@
+"""Every chart in the repo, linted and rendered by the real helm binary; the demo template's
+helm sections rendered with the values Launchbay resolves for a Team Space.
+
+The Kubernetes API is not involved here: nothing is installed, only rendered."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from launchbay.domain.errors import Invalid
+from launchbay.domain.names import SpaceName
+from launchbay.domain.spec import resolve_params, resolve_services
+from launchbay.domain.template import parse_template
+from launchbay.runtimes.base import ServiceFailed
+from launchbay.runtimes.kubernetes.helm import Helm
+from launchbay.runtimes.kubernetes.naming import (
+    LAUNCHBAY,
+    MANAGED_BY,
+    is_protected,
+    may_delete,
+    namespace_for,
+    service_address,
+)
+from launchbay.runtimes.proc import run
+from tests.support import EXAMPLES, ROOT
+
+CHARTS = sorted(p.parent for p in ROOT.glob("**/Chart.yaml") if ".venv" not in p.parts)
+SERVER_CHART = ROOT / "deploy" / "helm" / "launchbay"
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory) -> Helm:
+    binary = shutil.which("helm") or str(Path(sys.executable).parent / "helm")
+    home = tmp_path_factory.mktemp("helm")
+    env = dict(os.environ) | {
+        f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")
+    }
+    return Helm(binary, env=env)
+
+
+def helm_cli(helm: Helm, *args: str):
+    return run([helm.binary, *args], env=helm.env, timeout=120)
+
+
+def test_the_helm_binary_is_v3_or_v4(helm):
+    assert helm.major_version() in (3, 4)
+
+
+def test_there_are_charts_to_check():
+    assert {c.name for c in CHARTS} >= {"service", "launchbay"}
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_chart_lints_strictly_and_renders(helm, chart):
+    lint = helm_cli(helm, "lint", "--strict", str(chart))
+    assert lint.code == 0, lint.stdout + lint.stderr
+    rendered = helm_cli(helm, "template", "check", str(chart))
+    assert rendered.code == 0, rendered.stderr
+    assert "kind: Deployment" in rendered.stdout
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_the_server_chart_renders_with_one_and_three_replicas(helm, replicas):
+    args = ["template", "lb", str(SERVER_CHART), "--set", f"replicaCount={replicas}"]
+    if replicas > 1:
+        args += ["--set", "database.url=postgresql+psycopg://launchbay@db/launchbay"]
+    result = helm_cli(helm, *args)
+    assert result.code == 0, result.stderr
+    assert f"replicas: {replicas}\n" in result.stdout
+    assert "path: /healthz" in result.stdout and "path: /readyz" in result.stdout
+    assert "kind: ClusterRole" in result.stdout and "kind: ServiceAccount" in result.stdout
+    if replicas > 1:
+        assert "secretKeyRef" in result.stdout and "name: LAUNCHBAY_DB" in result.stdout
+
+
+def test_the_server_chart_refuses_several_replicas_without_a_shared_store(helm):
+    result = helm_cli(helm, "template", "lb", str(SERVER_CHART), "--set", "replicaCount=3")
+    assert result.code != 0 and "needs a shared PostgreSQL store" in result.stderr
+
+
+def test_the_demo_renders_with_in_cluster_addresses_for_a_team_space(helm):
+    template = parse_template(
+        (EXAMPLES / "demo.yaml").read_text(), file=str(EXAMPLES / "demo.yaml")
+    )
+    namespace = namespace_for("lb-", SpaceName("pr-1"))
+    addresses = {
+        name: service_address(namespace, name, service_name=s.helm.service, port=s.helm.port)
+        for name, s in template.services.items()
+    }
+    services = resolve_services(
+        template,
+        space=SpaceName("pr-1"),
+        owner="ann",
+        params=resolve_params(template, {}),
+        overrides={},
+        addresses=addresses,
+    )
+    manifests = helm.template(
+        release="api",
+        namespace=namespace,
+        section=services["api"].spec.helm,
+        values=services["api"].spec.helm.values,
+        service="api",
+    )
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["KV_URL"] == "http://kv.lb-pr-1.svc.cluster.local:8080"
+    assert env["GREETING"] == "Hello"
+    service = next(m for m in manifests if m["kind"] == "Service")
+    assert service["metadata"]["name"] == "api"
+
+
+def test_a_chart_that_does_not_exist_fails_with_the_service_and_helms_error(helm):
+    template = parse_template(
+        (EXAMPLES / "demo.yaml").read_text(), file=str(EXAMPLES / "demo.yaml")
+    )
+    section = template.services["kv"].helm.model_copy(update={"chart": "/nonexistent/chart"})
+    with pytest.raises(
+        ServiceFailed, match=r"service 'kv': helm template failed: .*(not found|no such file)"
+    ):
+        helm.template(release="kv", namespace="lb-x", section=section, values={}, service="kv")
+
+
+def test_a_chart_that_does_not_render_fails_with_the_service_named(helm, tmp_path):
+    chart = tmp_path / "broken"
+    shutil.copytree(EXAMPLES.parent / "charts" / "service", chart)
+    (chart / "templates" / "oops.yaml").write_text("{{ .Values.nope.deeper }}\n")
+    section = (
+        parse_template((EXAMPLES / "demo.yaml").read_text(), file="demo.yaml").services["kv"].helm
+    )
+    with pytest.raises(
+        ServiceFailed, match=r"(?s)service .kv.: helm template failed: .*nil pointer"
+    ):
+        helm.template(
+            release="kv",
+            namespace="lb-x",
+            section=section.model_copy(update={"chart": str(chart)}),
+            values={},
+            service="kv",
+        )
+
+
+def test_values_that_are_not_a_mapping_are_refused_at_template_load():
+    text = (
+        (EXAMPLES / "demo.yaml")
+        .read_text()
+        .replace(
+            '      values:\n        image: ${params.image}\n        command: [httpd, -f, -p, "8080", -h, /srv/kv]\n        port: 8080\n',
+            "      values: [1, 2]\n",
+            1,
+        )
+    )
+    with pytest.raises(
+        Invalid, match=r"services\.kv\.helm\.values: Input should be a valid dictionary"
+    ):
+        parse_template(text, file="demo.yaml")
+
+
+def test_namespace_names_over_63_characters_are_refused():
+    assert namespace_for("lb-", SpaceName("a" * 40)) == "lb-" + "a" * 40
+    with pytest.raises(Invalid, match="Kubernetes allows 63"):
+        namespace_for("team-platform-spaces-prefix-", SpaceName("a" * 40))
+
+
+def test_protected_and_unlabelled_namespaces_are_never_deletable():
+    labelled = {MANAGED_BY: LAUNCHBAY}
+    assert may_delete("lb-pr-1", labelled, own="launchbay", has_record=True)
+    assert not may_delete("lb-pr-1", {}, own="launchbay", has_record=True)  # unlabelled
+    assert not may_delete("lb-pr-1", labelled, own="launchbay", has_record=False)  # no record
+    for name in ("default", "kube-system", "kube-public", "launchbay"):
+        assert is_protected(name, own="launchbay")
+        assert not may_delete(name, labelled, own="launchbay", has_record=True)
