@@ -58,7 +58,7 @@ def create_app(
             return JSONResponse(
                 {"status": "store unavailable", "detail": str(e)[:200]}, status_code=503
             )
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", "leader": engine.leader.holds()})
 
     @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
     def metrics() -> str:

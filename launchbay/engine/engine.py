@@ -45,6 +45,7 @@ from launchbay.engine.jobs import Jobs
 from launchbay.runtimes.base import Runtime, RuntimeRegistry, ServiceFailed, SpaceRef
 from launchbay.store import queries as q
 from launchbay.store.db import Store
+from launchbay.store.leader import LeaderLock
 from launchbay.store.models import Event, ServiceState, Space
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Engine:
         self._cancels_lock = threading.Lock()
         self._stopping = threading.Event()
         self._loops: list[threading.Thread] = []
+        self.leader = LeaderLock(store)
         self._orphans_seen: dict[tuple[str, str], float] = {}
 
     # -- requests ------------------------------------------------------------------------
@@ -763,13 +765,16 @@ class Engine:
         for thread in self._loops:
             thread.join(timeout=10)
         self.jobs.shutdown()
+        self.leader.release()
         for runtime in self.runtimes.values():
             runtime.close()
 
     def _loop(self, name: str, interval: float, step: Callable[[Engine], None]) -> None:
+        """Run `step` every `interval` seconds while this server is the leader."""
         while not self._stopping.is_set():
             try:
-                step(self)
+                if self.leader.holds():
+                    step(self)
             except Exception:  # the loop boundary: log and go on at the next tick
                 log.exception("%s pass failed; trying again in %ss", name, interval)
             self._stopping.wait(interval)
