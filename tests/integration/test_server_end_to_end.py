@@ -292,4 +292,4 @@ def test_admin_token_is_written_once_with_mode_0600(server):
     server.stop()
     server.start()
     assert token_file.read_text() == first
-    assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready"}
+    assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready", "leader": True}
