@@ -40,6 +40,26 @@ def busybox_image() -> str:
     return build_busybox_image()
 
 
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    """An emulated Kubernetes API (kmock), a test kubelet playing the cluster's part, and the
+    real helm binary for rendering charts."""
+    import sys
+
+    from launchbay.runtimes.kubernetes.helm import Helm
+    from tests.kube_emulator import Kubelet, emulated_cluster
+
+    home = tmp_path_factory.mktemp("helm-home")
+    env = dict(os.environ) | {
+        f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")
+    }
+    helm = Helm(shutil.which("helm") or str(Path(sys.executable).parent / "helm"), env=env)
+    with emulated_cluster() as url:
+        kubelet = Kubelet(url, prefix="lbt-")
+        yield url, helm
+        kubelet.stop()
+
+
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     """A templates folder with a copy of the examples, next to their services."""

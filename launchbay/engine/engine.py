@@ -101,7 +101,12 @@ class Snapshot:
 
     @classmethod
     def of(cls, space: Space) -> Snapshot:
-        ref = SpaceRef(name=SpaceName(space.name), owner=space.owner, template=space.template)
+        ref = SpaceRef(
+            name=SpaceName(space.name),
+            owner=space.owner,
+            template=space.template,
+            expires_at=space.expires_at,
+        )
         return cls(
             space.id,
             ref,

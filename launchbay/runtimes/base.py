@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from launchbay.domain.errors import PermanentError, TemporaryError
 from launchbay.domain.names import ServiceName, SpaceName
@@ -42,6 +43,7 @@ class SpaceRef:
     name: SpaceName
     owner: str
     template: str
+    expires_at: datetime | None = None
 
 
 class Runtime(abc.ABC):

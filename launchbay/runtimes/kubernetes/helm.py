@@ -72,10 +72,8 @@ class Helm:
         section: HelmSection,
         values: Mapping[str, Any],
         service: str,
-        wait_seconds: int,
     ) -> None:
-        """Install or upgrade, and wait for the release's workloads to be ready."""
-        wait = ["--wait=watcher"] if self.major_version() >= 4 else ["--wait"]
+        """Install or upgrade. The engine waits for health itself, through the runtime's probe."""
         with _values_file(values) as path:
             self._run(
                 [
@@ -87,12 +85,16 @@ class Helm:
                     namespace,
                     "--values",
                     str(path),
-                    *wait,
-                    "--timeout",
-                    f"{wait_seconds}s",
                 ],
                 service=service,
             )
+
+    def releases(self, namespace: str) -> list[str]:
+        """The releases in a namespace, newest first (so uninstalling goes in reverse order)."""
+        result = self._run(
+            ["list", "--namespace", namespace, "--short", "--date", "--reverse"], service=None
+        )
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
     def uninstall(self, *, release: str, namespace: str, service: str) -> None:
         result = self._run(

@@ -1,0 +1,90 @@
+"""Watch-based caches: one list-then-watch per kind for all of Launchbay's namespaces.
+
+A status refresh reads these caches, so it costs no API call however many spaces there
+are; the watches keep them current. Objects are also filtered here by label, because a
+selector is only a request the API server may not honour (emulators ignore them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+log = logging.getLogger(__name__)
+
+
+class WatchCache:
+    def __init__(
+        self, kind: str, list_all: Callable[..., Any], *, selector: str, keep: Callable[[Any], bool]
+    ) -> None:
+        self.kind = kind
+        self._list_all = list_all
+        self._selector = selector
+        self._keep = keep
+        self._objects: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._synced = threading.Event()
+        self._stopping = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"launchbay-watch-{kind}", daemon=True
+        )
+        self._thread.start()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    def in_namespace(self, namespace: str) -> list[Any]:
+        with self._lock:
+            return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._watch is not None:
+            self._watch.stop()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._list_and_watch()
+            except (ApiException, OSError, ValueError, HTTPError) as e:
+                log.warning(
+                    "watch of %s broke, listing again: %s", self.kind, str(e).splitlines()[0]
+                )
+                self._synced.clear()
+                self._stopping.wait(1.0)
+
+    def _list_and_watch(self) -> None:
+        listed = self._list_all(label_selector=self._selector)
+        with self._lock:
+            self._objects = {_key(o): o for o in listed.items if self._keep(o)}
+        self._synced.set()
+        self._watch = watch.Watch()
+        for event in self._watch.stream(
+            self._list_all,
+            label_selector=self._selector,
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=300,
+        ):
+            if self._stopping.is_set():
+                return
+            obj = event["object"]
+            with self._lock:
+                if event["type"] == "DELETED" or not self._keep(obj):
+                    self._objects.pop(_key(obj), None)
+                else:
+                    self._objects[_key(obj)] = obj
+
+
+def _key(obj: Any) -> tuple[str, str]:
+    return (obj.metadata.namespace or "", obj.metadata.name)
