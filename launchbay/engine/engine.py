@@ -151,7 +151,9 @@ class Engine:
         name = parse_space_name(request.name)
         template = self.catalog.get(request.template)
         self._check_runtime(template, request.runtime)
-        self.runtime(request.runtime).check()  # Docker down: a clear error now, not a hang later
+        runtime = self.runtime(request.runtime)
+        runtime.check_space(name)
+        runtime.check()  # Docker down, no cluster access: a clear error now, not a hang later
         params = resolve_params(template, request.params)
         overrides = parse_sets(request.sets, template)
         ttl = choose_ttl(template.ttl, request.ttl)

@@ -102,6 +102,9 @@ class Runtime(abc.ABC):
     ) -> Iterator[str]:
         """The service's log lines, the last `tail` of them, then new ones if `follow`."""
 
+    def check_space(self, name: SpaceName) -> None:  # noqa: B027 - optional: most runtimes hold any name
+        """Raise Invalid if this runtime cannot hold a space of that name (e.g. too long)."""
+
     def close(self) -> None:  # noqa: B027 - optional: only runtimes with connections need it
         """Release connections (the server is stopping)."""
 

@@ -48,6 +48,12 @@ class WatchCache:
         with self._lock:
             return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
 
+    def put(self, obj: Any) -> None:
+        """Read your own writes: an object this process just changed, ahead of its watch event."""
+        with self._lock:
+            if self._keep(obj):
+                self._objects[_key(obj)] = obj
+
     def stop(self) -> None:
         self._stopping.set()
         if self._watch is not None:

@@ -109,6 +109,9 @@ class KubernetesRuntime(Runtime):
             raise _unavailable(e, verb="list", resource="namespaces") from e
         return f"Kubernetes API at {self.api.configuration.host} answers"
 
+    def check_space(self, name: SpaceName) -> None:
+        self._namespace(name)
+
     def addresses(
         self, space: SpaceRef, services: Mapping[ServiceName, Service]
     ) -> dict[ServiceName, Address]:
@@ -165,6 +168,11 @@ class KubernetesRuntime(Runtime):
             if _release_of(d) == release
         ]
         if not deployments:
+            # The watch may not have seen a release installed a moment ago: ask once.
+            deployments = [
+                d for d in self._list_deployments(namespace) if _release_of(d) == release
+            ]
+        if not deployments:
             return Observed(
                 running=False, healthy=None, detail=f"no workload for release {release}"
             )
@@ -175,6 +183,8 @@ class KubernetesRuntime(Runtime):
         wanted = sum(d.spec.replicas or 0 for d in deployments)
         if wanted == 0:
             return Observed(running=False, healthy=None, detail="scaled to zero")
+        if any(not (d.status and d.status.observed_generation) for d in deployments):
+            return Observed(running=True, healthy=False, detail="rolling out")
         ready = all(_rolled_out(d) for d in deployments)
         available = sum((d.status.available_replicas or 0) if d.status else 0 for d in deployments)
         restarts = sum(_restarts(p) for p in pods)
@@ -411,15 +421,18 @@ class KubernetesRuntime(Runtime):
 
     def _list_deployments(self, namespace: str) -> list[Any]:
         try:
-            return list(self.apps.list_namespaced_deployment(namespace).items)
+            listed: list[Any] = self.apps.list_namespaced_deployment(namespace).items
+            return [d for d in listed if d.metadata.namespace in (namespace, None)]
         except ApiException as e:
             raise _unavailable(e, verb="list", resource="deployments") from e
 
     def _patch(self, name: str, namespace: str, patch: dict[str, Any]) -> None:
         try:
-            self.apps.patch_namespaced_deployment(name, namespace, patch)
+            changed = self.apps.patch_namespaced_deployment(name, namespace, patch)
         except ApiException as e:
             raise _unavailable(e, verb="patch", resource="deployments") from e
+        if self._deployments is not None:
+            self._deployments.put(changed)
 
     def _cache(self, kind: str) -> WatchCache:
         prefix = self.settings.namespace_prefix

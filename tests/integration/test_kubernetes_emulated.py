@@ -1,0 +1,238 @@
+"""The engine with the kubernetes runtime, against kmock's emulated API server.
+
+Emulated: the API server (kmock), rollouts and pod reasons (the test's kubelet), and
+`helm install` (charts rendered by the real helm, objects created through the client).
+Real: the official client, the engine, the store, the runtime's code."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from launchbay.domain.auth import Actor
+from launchbay.domain.errors import Invalid
+from launchbay.engine.catalog import TemplateCatalog
+from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
+from launchbay.engine.loops import reap_once, reconcile_once
+from launchbay.runtimes.base import RuntimeUnavailable
+from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
+from launchbay.store.db import Store, sqlite_url
+from tests.kube_emulator import UNPULLABLE_IMAGE, RenderingInstaller, api_client
+from tests.support import wait_until
+
+ANN = Actor("ann")
+
+
+@pytest.fixture
+def cluster(kube_cluster, tmp_path: Path, templates: Path):
+    url, helm = kube_cluster
+    prefix = f"lbt-k{abs(hash(tmp_path)) % 10**5}-"
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    installer = RenderingInstaller(url, helm)
+    runtime = KubernetesRuntime(
+        api_client(url), installer, ClusterSettings(namespace_prefix=prefix, delete_timeout=10)
+    )
+    engines: list[Engine] = []
+
+    def engine(**settings) -> Engine:
+        made = Engine(
+            store=store,
+            runtimes={"kubernetes": runtime},
+            catalog=TemplateCatalog(templates),
+            settings=EngineSettings(**settings),
+        )
+        engines.append(made)
+        return made
+
+    core = client.CoreV1Api(api_client(url, rate=1000, burst=1000))
+    yield engine, core, prefix, runtime
+    for made in engines:
+        made.stop()
+    installer.close()
+    store.close()
+
+
+def create(engine: Engine, name: str, **params: str) -> None:
+    engine.create(
+        CreateSpace(name=name, template="demo", runtime="kubernetes", ttl="10s", params=params),
+        actor=ANN,
+    )
+
+
+def phase(engine: Engine, name: str, phases: set[str]) -> str:
+    return wait_until(
+        lambda: (p := engine.get(name).phase) in phases and p,
+        timeout=60,
+        what=f"{name} in {phases}",
+    )
+
+
+def test_emulated_space_gets_a_labelled_namespace_with_its_policy_and_becomes_ready(cluster):
+    engine, core, prefix, _ = cluster
+    make = engine()
+    create(make, "team-1")
+    assert phase(make, "team-1", {"ready", "failed"}) == "ready", make.get("team-1").reason
+    ns = core.read_namespace(f"{prefix}team-1")
+    labels, annotations = ns.metadata.labels, ns.metadata.annotations
+    assert labels["app.kubernetes.io/managed-by"] == "launchbay"
+    assert (
+        labels["launchbay.dev/space"],
+        labels["launchbay.dev/owner"],
+        labels["launchbay.dev/template"],
+    ) == ("team-1", "ann", "demo")
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert annotations["janitor/expires"] == annotations["launchbay.dev/expires"] != ""
+    assert [
+        q.metadata.name for q in core.list_namespaced_resource_quota(ns.metadata.name).items
+    ] == ["launchbay-quota"]
+    assert [x.metadata.name for x in core.list_namespaced_limit_range(ns.metadata.name).items] == [
+        "launchbay-limits"
+    ]
+    policies = (
+        client.NetworkingV1Api(core.api_client)
+        .list_namespaced_network_policy(ns.metadata.name)
+        .items
+    )
+    assert [p.metadata.name for p in policies] == ["launchbay-isolate"]
+    kv = next(s for s in make.get("team-1").services if s.name == "kv")
+    assert kv.status == "ready" and "1/1 available" in kv.detail
+
+
+def test_emulated_image_that_never_pulls_fails_the_space_naming_the_image(cluster):
+    engine, *_ = cluster
+    make = engine()
+    create(make, "pull-1", image=UNPULLABLE_IMAGE)
+    assert phase(make, "pull-1", {"ready", "failed"}) == "failed"
+    assert f"ImagePullBackOff (image {UNPULLABLE_IMAGE})" in make.get("pull-1").reason
+
+
+def test_emulated_sleep_scales_to_zero_and_wake_restores_the_replicas(cluster):
+    engine, core, prefix, _ = cluster
+    make = engine()
+    create(make, "nap-1")
+    phase(make, "nap-1", {"ready"})
+    apps = client.AppsV1Api(core.api_client)
+    make.sleep("nap-1", actor=ANN)
+    phase(make, "nap-1", {"sleeping"})
+    scaled = apps.list_namespaced_deployment(f"{prefix}nap-1").items
+    assert {d.spec.replicas for d in scaled} == {0}
+    assert {d.metadata.annotations["launchbay.dev/replicas"] for d in scaled} == {"1"}
+    make.wake("nap-1", actor=ANN)
+    phase(make, "nap-1", {"ready"})
+    assert {d.spec.replicas for d in apps.list_namespaced_deployment(f"{prefix}nap-1").items} == {1}
+
+
+def test_emulated_delete_uninstalls_and_removes_the_namespace(cluster):
+    engine, core, prefix, _ = cluster
+    make = engine()
+    create(make, "gone-1")
+    phase(make, "gone-1", {"ready"})
+    make.delete("gone-1", actor=ANN)
+    phase(make, "gone-1", {"deleted"})
+    assert f"{prefix}gone-1" not in [n.metadata.name for n in core.list_namespace().items]
+
+
+def test_emulated_decoy_namespaces_survive_the_reaper_and_the_orphan_sweep(cluster):
+    engine, core, prefix, runtime = cluster
+    make = engine(orphan_grace=1.0)
+    create(make, "real-1")
+    phase(make, "real-1", {"ready"})
+    managed = {"app.kubernetes.io/managed-by": "launchbay"}
+    decoys = {
+        f"{prefix}unlabelled": {},  # our prefix, no labels
+        f"{prefix}nolabel-space": managed,  # managed, but names no space
+        "kube-lb-decoy": {**managed, "launchbay.dev/space": "kube-lb-decoy"},  # protected by name
+    }
+    for name, labels in decoys.items():
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    ghost = f"{prefix}ghost"
+    core.create_namespace(
+        {"metadata": {"name": ghost, "labels": {**managed, "launchbay.dev/space": "ghost"}}}
+    )
+    make.clock = lambda: make.get("real-1").expires_at.replace(year=2100)  # everything has expired
+    reap_once(make)
+    reconcile_once(make)
+    names = [n.metadata.name for n in core.list_namespace().items]
+    assert ghost in names  # labelled, no record: kept during the grace period
+    wait_until(
+        lambda: (
+            reconcile_once(make)
+            or ghost not in [n.metadata.name for n in core.list_namespace().items]
+        ),
+        timeout=20,
+        what="the orphan removed after its grace period",
+    )
+    names = [n.metadata.name for n in core.list_namespace().items]
+    for decoy in decoys:
+        assert decoy in names, decoy
+    phase(make, "real-1", {"deleted"})  # the reaper did delete the expired space itself
+
+
+def test_emulated_namespace_names_over_63_characters_are_refused_at_create(
+    kube_cluster, tmp_path, templates
+):
+    url, helm = kube_cluster
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    runtime = KubernetesRuntime(
+        api_client(url),
+        RenderingInstaller(url, helm),
+        ClusterSettings(namespace_prefix="a-very-long-namespace-prefix-for-spaces-"),
+    )
+    made = Engine(
+        store=store,
+        runtimes={"kubernetes": runtime},
+        catalog=TemplateCatalog(templates),
+        settings=EngineSettings(),
+    )
+    try:
+        with pytest.raises(Invalid, match="Kubernetes allows 63"):
+            made.create(
+                CreateSpace(name="x" * 30, template="demo", runtime="kubernetes"), actor=ANN
+            )
+        assert (
+            made.list_spaces(
+                __import__("launchbay.store.queries", fromlist=["SpaceFilter"]).SpaceFilter(),
+                limit=10,
+                before_id=None,
+            )[1]
+            == 0
+        )
+    finally:
+        made.stop()
+        store.close()
+
+
+def test_no_rights_in_the_cluster_is_a_clear_error_naming_the_verb():
+    """A real HTTP server that answers 403 to everything, as an API server does without RBAC."""
+
+    class Forbidden(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"kind": "Status", "code": 403, "reason": "Forbidden"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forbidden)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = api_client(f"http://127.0.0.1:{server.server_address[1]}")
+        runtime = KubernetesRuntime(
+            api, RenderingInstaller.__new__(RenderingInstaller), ClusterSettings()
+        )
+        with pytest.raises(RuntimeUnavailable, match="no rights to list namespaces in the cluster"):
+            runtime.check()
+        with pytest.raises(RuntimeUnavailable, match="no rights to list namespaces"):
+            runtime.spaces()
+        api.close()
+    finally:
+        server.shutdown()
+        server.server_close()
