@@ -21,6 +21,7 @@ from launchbay.engine.loops import reap_once, reconcile_once
 from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.store.db import Store, sqlite_url
+from launchbay.store.queries import SpaceFilter
 from tests.kube_emulator import UNPULLABLE_IMAGE, RenderingInstaller, api_client
 from tests.support import wait_until
 
@@ -138,7 +139,7 @@ def test_emulated_delete_uninstalls_and_removes_the_namespace(cluster):
 
 
 def test_emulated_decoy_namespaces_survive_the_reaper_and_the_orphan_sweep(cluster):
-    engine, core, prefix, runtime = cluster
+    engine, core, prefix, _runtime = cluster
     make = engine(orphan_grace=1.0)
     create(make, "real-1")
     phase(make, "real-1", {"ready"})
