@@ -198,7 +198,7 @@ def test_emulated_namespace_names_over_63_characters_are_refused_at_create(
             )
         assert (
             made.list_spaces(
-                __import__("launchbay.store.queries", fromlist=["SpaceFilter"]).SpaceFilter(),
+                SpaceFilter(),
                 limit=10,
                 before_id=None,
             )[1]
