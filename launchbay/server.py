@@ -25,7 +25,15 @@ from launchbay.engine.webhooks import GitHubHooks
 from launchbay.portal import routes as portal
 from launchbay.portal.sessions import load_secret
 
-__all__ = ["EngineSettings", "ServerSettings", "build", "default_data_dir", "load_config", "serve"]
+__all__ = [
+    "EngineSettings",
+    "KubernetesSettings",
+    "ServerSettings",
+    "build",
+    "default_data_dir",
+    "load_config",
+    "serve",
+]
 from launchbay.runtimes.base import Runtime
 from launchbay.runtimes.compose import ComposeRuntime
 from launchbay.runtimes.process import ProcessRuntime
@@ -82,6 +90,17 @@ def github_secret(config: GitHubConfig) -> bytes:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    """Team Spaces: on when running in a cluster, or given a kubeconfig."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace_prefix: str = "lb-"
+    own_namespace: str | None = None
+    base_domain: str = ""
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     data_dir: Path
     templates: Path
@@ -91,6 +110,7 @@ class ServerSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     log_level: str = "info"
     config: ServerConfig = field(default_factory=ServerConfig)
+    kubernetes: KubernetesSettings | None = None
 
     @property
     def db_url(self) -> str:
@@ -133,6 +153,8 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         "process": ProcessRuntime(settings.data_dir / "runtime" / "process"),
         "compose": ComposeRuntime(settings.data_dir / "runtime" / "compose"),
     }
+    if settings.kubernetes is not None:
+        runtimes["kubernetes"] = kubernetes_runtime(settings.kubernetes)
     engine = Engine(
         store=store,
         runtimes=runtimes,
@@ -168,6 +190,31 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         loopback_only=settings.loopback_only,
     )
     return app
+
+
+def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:
+    """The kubernetes runtime, imported only when enabled (the client is an optional extra)."""
+    try:
+        from launchbay.runtimes.kubernetes.client import LimitedApiClient, load_configuration
+        from launchbay.runtimes.kubernetes.helm import Helm
+        from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
+    except ImportError as e:
+        raise Invalid(
+            "the kubernetes client is not installed: pip install 'launchbay[kubernetes]'"
+        ) from e
+    try:
+        configuration = load_configuration(kubeconfig=settings.kubeconfig, context=settings.context)
+    except Exception as e:  # the client raises several kinds for an unreadable kubeconfig
+        raise Invalid(f"cannot load the Kubernetes configuration: {e}") from e
+    cluster = ClusterSettings(
+        namespace_prefix=settings.namespace_prefix,
+        own_namespace=settings.own_namespace,
+        base_domain=settings.base_domain,
+    )
+    env = dict(os.environ) | ({"KUBECONFIG": settings.kubeconfig} if settings.kubeconfig else {})
+    if settings.context:
+        env["HELM_KUBECONTEXT"] = settings.context
+    return KubernetesRuntime(LimitedApiClient(configuration), Helm(env=env), cluster)
 
 
 def serve(settings: ServerSettings) -> None:

@@ -128,11 +128,26 @@ def server(
     config: Annotated[
         Path | None, typer.Option(help="YAML file for integrations (github: ...)")
     ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(help="enable Team Spaces with this kubeconfig (in a pod: automatic)"),
+    ] = None,
+    kube_context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+    namespace_prefix: Annotated[
+        str, typer.Option(envvar="LAUNCHBAY_NAMESPACE_PREFIX", help="prefix of space namespaces")
+    ] = "lb-",
+    base_domain: Annotated[
+        str,
+        typer.Option(
+            envvar="LAUNCHBAY_BASE_DOMAIN", help="endpoints become Ingress hosts under it"
+        ),
+    ] = "",
 ) -> None:
     """Run the Launchbay server: API, portal and the engine's loops."""
     from launchbay.domain.errors import Invalid
     from launchbay.server import (
         EngineSettings,
+        KubernetesSettings,
         ServerSettings,
         default_data_dir,
         load_config,
@@ -149,7 +164,20 @@ def server(
         loaded = load_config(config)
     except Invalid as e:
         raise CliError(e.message, ExitStatus.USAGE) from e
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    kube = (
+        KubernetesSettings(
+            kubeconfig=kubeconfig,
+            context=kube_context,
+            namespace_prefix=namespace_prefix,
+            own_namespace=os.environ.get("LAUNCHBAY_NAMESPACE"),
+            base_domain=base_domain,
+        )
+        if kubeconfig or in_cluster
+        else None
+    )
     settings = ServerSettings(
+        kubernetes=kube,
         config=loaded,
         data_dir=(data_dir or default_data_dir()).resolve(),
         templates=templates.resolve(),

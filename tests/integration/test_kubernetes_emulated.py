@@ -237,3 +237,24 @@ def test_no_rights_in_the_cluster_is_a_clear_error_naming_the_verb():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_server_given_an_unreadable_kubeconfig_refuses_to_start_saying_why(tmp_path, templates):
+    from tests.support import ServerProcess
+
+    s = ServerProcess(home=tmp_path / "k", templates=templates)
+    s.home.mkdir()
+    result = s.bay(
+        "server",
+        "--kubeconfig",
+        str(tmp_path / "missing-kubeconfig"),
+        "--templates",
+        str(templates),
+        "--data-dir",
+        str(s.data_dir),
+        "--port",
+        str(s.port),
+        token="",
+    )
+    assert result.returncode == 2
+    assert "cannot load the Kubernetes configuration" in result.stderr
