@@ -98,6 +98,7 @@ class KubernetesSettings:
     namespace_prefix: str = "lb-"
     own_namespace: str | None = None
     base_domain: str = ""
+    service_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:
         namespace_prefix=settings.namespace_prefix,
         own_namespace=settings.own_namespace,
         base_domain=settings.base_domain,
+        service_account=settings.service_account,
     )
     env = dict(os.environ) | ({"KUBECONFIG": settings.kubeconfig} if settings.kubeconfig else {})
     if settings.context:

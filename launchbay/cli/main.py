@@ -172,6 +172,7 @@ def server(
             namespace_prefix=namespace_prefix,
             own_namespace=os.environ.get("LAUNCHBAY_NAMESPACE"),
             base_domain=base_domain,
+            service_account=os.environ.get("LAUNCHBAY_SERVICE_ACCOUNT"),
         )
         if kubeconfig or in_cluster
         else None

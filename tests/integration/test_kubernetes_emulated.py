@@ -36,7 +36,14 @@ def cluster(kube_cluster, tmp_path: Path, templates: Path):
     store.migrate()
     installer = RenderingInstaller(url, helm)
     runtime = KubernetesRuntime(
-        api_client(url), installer, ClusterSettings(namespace_prefix=prefix, delete_timeout=10)
+        api_client(url),
+        installer,
+        ClusterSettings(
+            namespace_prefix=prefix,
+            delete_timeout=10,
+            service_account="launchbay",
+            own_namespace="launchbay-system",
+        ),
     )
     engines: list[Engine] = []
 
@@ -100,6 +107,10 @@ def test_emulated_space_gets_a_labelled_namespace_with_its_policy_and_becomes_re
         .items
     )
     assert [p.metadata.name for p in policies] == ["launchbay-isolate"]
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
+    (binding,) = rbac.list_namespaced_role_binding(ns.metadata.name).items
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("ClusterRole", "admin")
+    assert [(x.name, x.namespace) for x in binding.subjects] == [("launchbay", "launchbay-system")]
     kv = next(s for s in make.get("team-1").services if s.name == "kv")
     assert kv.status == "ready" and "1/1 available" in kv.detail
 

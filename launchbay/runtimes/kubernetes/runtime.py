@@ -83,6 +83,9 @@ class ClusterSettings:
         default_factory=lambda: {"cpu": "500m", "memory": "512Mi"}
     )
     delete_timeout: float = 120.0
+    # The server's own service account: bound to the built-in `admin` ClusterRole inside each
+    # space's namespace, so that helm may install charts there and nowhere else.
+    service_account: str | None = None
 
 
 class KubernetesRuntime(Runtime):
@@ -363,6 +366,26 @@ class KubernetesRuntime(Runtime):
             verb="create",
             resource="limitranges",
         )
+        if self.settings.service_account and self.settings.own_namespace:
+            binding = client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name="launchbay-admin"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"
+                ),
+                subjects=[
+                    client.RbacV1Subject(
+                        kind="ServiceAccount",
+                        name=self.settings.service_account,
+                        namespace=self.settings.own_namespace,
+                    )
+                ],
+            )
+            rbac = client.RbacAuthorizationV1Api(self.api)
+            self._create(
+                lambda: rbac.create_namespaced_role_binding(namespace, binding),
+                verb="create",
+                resource="rolebindings",
+            )
         self._create(
             lambda: self.net.create_namespaced_network_policy(namespace, isolate),
             verb="create",
