@@ -85,13 +85,18 @@ def naive_refresh(apps: Any, prefix: str, count: int) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
+    sizes = [int(n) for n in parser.parse_args().sizes.split(",")]
     results = []
     with emulated_cluster() as url:
         setup = api_client(url, rate=100000, burst=100000)
         apps = client.AppsV1Api(setup)
-        for count in SIZES:
+        for count in sizes:
             add_spaces(apps, f"b{count}-", count)
-        for count in SIZES:
+        for count in sizes:
             prefix = f"b{count}-"
             runtime = KubernetesRuntime(
                 api_client(url, rate=100000, burst=100000),
