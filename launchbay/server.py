@@ -187,10 +187,17 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         engine=engine,
         accounts=accounts,
         deploys=deploys,
-        secret=load_secret(settings.data_dir / "session-secret"),
+        secret=session_secret(settings.data_dir),
         loopback_only=settings.loopback_only,
     )
     return app
+
+
+def session_secret(data_dir: Path) -> bytes:
+    try:
+        return load_secret(data_dir / "session-secret")
+    except ValueError as e:
+        raise Invalid(str(e)) from e
 
 
 def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:

@@ -24,7 +24,13 @@ SESSION_SECONDS = 12 * 3600
 
 
 def load_secret(path: Path) -> bytes:
-    """The session secret in `path` (mode 0600), created on first use."""
+    """LAUNCHBAY_SESSION_SECRET when set (replicas behind one address must share it), else the
+    secret in `path` (mode 0600), created on first use."""
+    shared = os.environ.get("LAUNCHBAY_SESSION_SECRET", "")
+    if shared:
+        if len(shared) < 32:
+            raise ValueError("LAUNCHBAY_SESSION_SECRET must be at least 32 characters")
+        return shared.encode()
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
