@@ -24,7 +24,6 @@ from launchbay.api.schemas import (
 )
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
-from launchbay.engine.deploys import DesiredSpace
 from launchbay.engine.engine import CreateSpace
 from launchbay.store.queries import SpaceFilter
 
@@ -94,7 +93,7 @@ def apply_space(
     """Create the space, or change only what differs (parameters, service versions).
     Idempotent. 201 when created, 200 otherwise; wait for `observed_generation` to reach
     `generation` to know the change is applied."""
-    want = DesiredSpace(
+    want = CreateSpace(
         name=name,
         template=body.template,
         runtime=body.runtime,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -37,39 +36,20 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
 )
 
 
-@dataclass(frozen=True)
-class DesiredSpace:
-    """The whole wanted state of a space, as a pipeline states it (PUT semantics)."""
-
-    name: str
-    template: str
-    runtime: str = "process"
-    ttl: str | None = None
-    params: Mapping[str, str] = field(default_factory=dict)
-    sets: Mapping[str, str] = field(default_factory=dict)
-
-
 class Deploys:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def apply(self, want: DesiredSpace, *, actor: Actor, source: str = "") -> tuple[Space, bool]:
-        """Create the space, or change only what differs from `want`. Idempotent: applying
-        the same state twice changes nothing the second time. True if it was created."""
+    def apply(self, want: CreateSpace, *, actor: Actor, source: str = "") -> tuple[Space, bool]:
+        """Create the space, or change only what differs from `want`, which is the whole wanted
+        state (PUT semantics: what it leaves out goes back to the template's default).
+        Idempotent: applying the same state twice changes nothing. True if it was created."""
         engine = self.engine
         with engine.store.read() as s:
             exists = q.live_space(s, want.name) is not None
         if not exists:
             try:
-                request = CreateSpace(
-                    name=want.name,
-                    template=want.template,
-                    runtime=want.runtime,
-                    ttl=want.ttl,
-                    params=want.params,
-                    sets=want.sets,
-                )
-                return engine.create(request, actor=actor), True
+                return engine.create(want, actor=actor), True
             except Conflict:
                 pass  # created meanwhile by a concurrent apply: update it instead
         template = engine.catalog.get(want.template)

@@ -28,8 +28,8 @@ from launchbay.domain.webhooks import (
     repository_of,
     signature_matches,
 )
-from launchbay.engine.deploys import Deploys, DesiredSpace
-from launchbay.engine.engine import Engine
+from launchbay.engine.deploys import Deploys
+from launchbay.engine.engine import CreateSpace, Engine
 from launchbay.store import queries as q
 from launchbay.store.models import Delivery, PullRequest
 
@@ -166,7 +166,7 @@ class GitHubHooks:
             if decision.verdict is Verdict.DELETE:
                 self._delete(decision.space, reason=source)
             else:
-                want = DesiredSpace(
+                want = CreateSpace(
                     name=decision.space,
                     template=mapping.template,
                     runtime=mapping.runtime,
