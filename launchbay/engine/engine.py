@@ -138,7 +138,8 @@ class Engine:
         self._stopping = threading.Event()
         self._loops: list[threading.Thread] = []
         self.leader = LeaderLock(store)
-        self._orphans_seen: dict[tuple[str, str], float] = {}
+        # Orphans the reconciler has seen, by (runtime, space): when each was first seen.
+        self.orphans_seen: dict[tuple[str, str], float] = {}
 
     # -- requests ------------------------------------------------------------------------
 

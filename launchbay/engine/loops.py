@@ -133,11 +133,11 @@ def _sweep_orphans(
         return
     now = time.monotonic()
     current = {(runtime, name) for runtime, names in held.items() for name in names} - live
-    for key in list(engine._orphans_seen):
+    for key in list(engine.orphans_seen):
         if key not in current:
-            del engine._orphans_seen[key]
+            del engine.orphans_seen[key]
     for runtime, name in sorted(current):
-        first = engine._orphans_seen.setdefault((runtime, name), now)
+        first = engine.orphans_seen.setdefault((runtime, name), now)
         if now - first < engine.settings.orphan_grace:
             log.info(
                 "space %s: %s holds resources with no live record; removing after the grace period",
@@ -148,7 +148,7 @@ def _sweep_orphans(
         log.warning("space %s: removing orphaned %s resources (no live record)", name, runtime)
         try:
             engine.runtimes[runtime].destroy_orphan(name)
-            del engine._orphans_seen[(runtime, name)]
+            del engine.orphans_seen[(runtime, name)]
         except LaunchbayError as e:
             log.warning("space %s: orphan removal failed: %s", name, e.message)
 
