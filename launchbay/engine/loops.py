@@ -57,6 +57,33 @@ def _reconcile_space(engine: Engine, space: Space) -> None:
     )
     for action in actions:
         _apply(engine, space, snapshot, action)
+    if phase is not Phase.DELETING:
+        _record_warnings(engine, snapshot)
+
+
+def _record_warnings(engine: Engine, snapshot: Snapshot) -> None:
+    """The runtime's warnings (a cluster's Warning events) into the timeline, each once."""
+    try:
+        warnings = engine.runtime(snapshot.runtime).warnings(snapshot.ref)
+    except LaunchbayError as e:
+        log.debug("space %s: no warnings this pass: %s", snapshot.ref.name, e.message)
+        return
+    if not warnings:
+        return
+    with engine.store.write() as s:
+        space = q.space_for_update(s, snapshot.id)
+        known = q.external_event_ids(s, space, [w.id for w in warnings])
+        for warning in warnings:
+            if warning.id not in known:
+                q.add_event(
+                    s,
+                    space,
+                    actor=snapshot.runtime,
+                    kind="warning",
+                    message=warning.message,
+                    now=warning.at,
+                    external_id=warning.id,
+                )
 
 
 def _observe(engine: Engine, snapshot: Snapshot) -> Mapping[str, Observed] | None:

@@ -37,6 +37,15 @@ class ServiceFailed(PermanentError):
 
 
 @dataclass(frozen=True)
+class RuntimeEvent:
+    """Something the runtime itself reports about a space (a cluster's Warning event)."""
+
+    id: str
+    at: datetime
+    message: str
+
+
+@dataclass(frozen=True)
 class SpaceRef:
     """What a runtime needs to know of a space to find and label its resources."""
 
@@ -101,6 +110,10 @@ class Runtime(abc.ABC):
         self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
     ) -> Iterator[str]:
         """The service's log lines, the last `tail` of them, then new ones if `follow`."""
+
+    def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
+        """Warnings the runtime reports for the space, for its timeline. Optional."""
+        return []
 
     def check_space(self, name: SpaceName) -> None:  # noqa: B027 - optional: most runtimes hold any name
         """Raise Invalid if this runtime cannot hold a space of that name (e.g. too long)."""

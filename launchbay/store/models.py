@@ -129,6 +129,8 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     phase: Mapped[str | None] = mapped_column(String(16), default=None)
+    # For events that come from a runtime (a cluster's warnings): its id, recorded once.
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
 
 
 class Deploy(Base):

@@ -149,6 +149,7 @@ def add_event(
     message: str,
     now: datetime,
     phase: Phase | None = None,
+    external_id: str | None = None,
 ) -> None:
     session.add(
         Event(
@@ -158,8 +159,17 @@ def add_event(
             kind=kind,
             message=message,
             phase=phase.value if phase else None,
+            external_id=external_id,
         )
     )
+
+
+def external_event_ids(session: Session, space: Space, ids: Sequence[str]) -> set[str]:
+    """Which of these runtime event ids the space's timeline has already."""
+    rows = session.scalars(
+        select(Event.external_id).where(Event.space_id == space.id, Event.external_id.in_(ids))
+    )
+    return {row for row in rows if row}
 
 
 def events(session: Session, space: Space, *, limit: int) -> Sequence[Event]:

@@ -269,3 +269,39 @@ def test_a_server_given_an_unreadable_kubeconfig_refuses_to_start_saying_why(tmp
     )
     assert result.returncode == 2
     assert "cannot load the Kubernetes configuration" in result.stderr
+
+
+def test_emulated_warning_events_of_the_namespace_enter_the_timeline_once(cluster):
+    engine, core, prefix, _ = cluster
+    make = engine()
+    create(make, "warn-1")
+    phase(make, "warn-1", {"ready"})
+    namespace = f"{prefix}warn-1"
+    for name, kind in (("w1", "Warning"), ("n1", "Normal")):
+        core.create_namespaced_event(
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": namespace},
+                "involvedObject": {"kind": "Pod", "name": "api-123", "namespace": namespace},
+                "type": kind,
+                "reason": "FailedScheduling" if kind == "Warning" else "Pulled",
+                "message": "0/3 nodes are available: insufficient memory"
+                if kind == "Warning"
+                else "pulled",
+            },
+        )
+
+    def warnings() -> list:
+        return [e for e in make.events("warn-1") if e.kind == "warning"]
+
+    wait_until(lambda: reconcile_once(make) or warnings(), timeout=20, what="the warning recorded")
+    reconcile_once(make)
+    reconcile_once(make)
+    (warning,) = warnings()
+    assert (
+        warning.message
+        == "FailedScheduling: Pod/api-123: 0/3 nodes are available: insufficient memory"
+    )
+    assert warning.actor == "kubernetes"

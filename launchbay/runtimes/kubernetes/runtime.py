@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -23,7 +24,13 @@ from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
 from launchbay.domain.template import HelmSection, Service
-from launchbay.runtimes.base import Runtime, RuntimeUnavailable, ServiceFailed, SpaceRef
+from launchbay.runtimes.base import (
+    Runtime,
+    RuntimeEvent,
+    RuntimeUnavailable,
+    ServiceFailed,
+    SpaceRef,
+)
 from launchbay.runtimes.kubernetes.cache import WatchCache
 from launchbay.runtimes.kubernetes.client import LimitedApiClient
 from launchbay.runtimes.kubernetes.naming import (
@@ -102,6 +109,7 @@ class KubernetesRuntime(Runtime):
         self.net = client.NetworkingV1Api(api)
         self._deployments: WatchCache | None = None
         self._pods: WatchCache | None = None
+        self._events: WatchCache | None = None
 
     # -- the interface -------------------------------------------------------------------
 
@@ -111,6 +119,24 @@ class KubernetesRuntime(Runtime):
         except ApiException as e:
             raise _unavailable(e, verb="list", resource="namespaces") from e
         return f"Kubernetes API at {self.api.configuration.host} answers"
+
+    def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
+        """The namespace's Warning events (from a watch, so no API call per space)."""
+        found = []
+        for event in self._cache("events").in_namespace(self._namespace(space.name)):
+            if event.type != "Warning":
+                continue
+            involved = event.involved_object
+            what = f"{involved.kind}/{involved.name}: " if involved and involved.name else ""
+            at = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+            found.append(
+                RuntimeEvent(
+                    id=event.metadata.uid or f"{event.metadata.namespace}/{event.metadata.name}",
+                    at=at or datetime.now(UTC),
+                    message=f"{event.reason or 'Warning'}: {what}{event.message or ''}".strip(),
+                )
+            )
+        return found
 
     def check_space(self, name: SpaceName) -> None:
         self._namespace(name)
@@ -266,7 +292,7 @@ class KubernetesRuntime(Runtime):
                 yield line.decode(errors="replace")
 
     def close(self) -> None:
-        for cache in (self._deployments, self._pods):
+        for cache in (self._deployments, self._pods, self._events):
             if cache is not None:
                 cache.stop()
 
@@ -463,7 +489,16 @@ class KubernetesRuntime(Runtime):
         def ours(obj: Any) -> bool:
             return bool(obj.metadata.namespace and obj.metadata.namespace.startswith(prefix))
 
-        if kind == "deployments":
+        if kind == "events":
+            if self._events is None:
+                self._events = WatchCache(
+                    "events",
+                    self.core.list_event_for_all_namespaces,
+                    selector="",
+                    keep=lambda e: ours(e) and e.type == "Warning",
+                )
+            cache = self._events
+        elif kind == "deployments":
             if self._deployments is None:
                 self._deployments = WatchCache(
                     "deployments",
