@@ -305,3 +305,103 @@ def test_emulated_warning_events_of_the_namespace_enter_the_timeline_once(cluste
         == "FailedScheduling: Pod/api-123: 0/3 nodes are available: insufficient memory"
     )
     assert warning.actor == "kubernetes"
+
+
+def test_emulated_statefulsets_daemonsets_and_jobs_report_their_own_readiness(cluster):
+    from launchbay.domain.names import ServiceName, SpaceName
+    from launchbay.domain.spec import ResolvedService
+    from launchbay.domain.template import Service
+    from launchbay.runtimes.base import SpaceRef
+
+    _, core, prefix, runtime = cluster
+    namespace = f"{prefix}wl-1"
+    core.create_namespace({"metadata": {"name": namespace}})
+    apps, batch = client.AppsV1Api(core.api_client), client.BatchV1Api(core.api_client)
+
+    def meta(name: str) -> dict:
+        return {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/instance": name},
+            "generation": 1,
+        }
+
+    pod = {
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}]},
+    }
+    selector = {"matchLabels": {"a": "b"}}
+    apps.create_namespaced_stateful_set(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": meta("db"),
+            "spec": {"replicas": 2, "serviceName": "db", "selector": selector, "template": pod},
+            "status": {
+                "observedGeneration": 1,
+                "replicas": 2,
+                "readyReplicas": 1,
+                "updatedReplicas": 2,
+            },
+        },
+    )
+    apps.create_namespaced_daemon_set(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": meta("agent"),
+            "spec": {"selector": selector, "template": pod},
+            "status": {
+                "observedGeneration": 1,
+                "desiredNumberScheduled": 3,
+                "numberReady": 3,
+                "updatedNumberScheduled": 3,
+                "currentNumberScheduled": 3,
+                "numberMisscheduled": 0,
+            },
+        },
+    )
+    batch.create_namespaced_job(
+        namespace,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": meta("migrate"),
+            "spec": {"template": {**pod, "spec": {**pod["spec"], "restartPolicy": "Never"}}},
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                    }
+                ]
+            },
+        },
+    )
+    ref = SpaceRef(name=SpaceName("wl-1"), owner="ann", template="t")
+
+    def seen(name: str):
+        service = ResolvedService(
+            name=ServiceName(name), spec=Service.model_validate({"helm": {"chart": "x"}})
+        )
+        return runtime.probe(ref, service)
+
+    db = wait_until(
+        lambda: (o := seen("db")).detail != "no workload for release db" and o,
+        timeout=20,
+        what="db",
+    )
+    assert db.running and db.healthy is False and "statefulset 1/2 ready" in db.detail
+    apps.patch_namespaced_stateful_set_status("db", namespace, {"status": {"readyReplicas": 2}})
+    wait_until(lambda: seen("db").healthy, timeout=20, what="db ready")
+    agent = seen("agent")
+    assert agent.running and agent.healthy and "daemonset 3/3 ready" in agent.detail
+    migrate = seen("migrate")
+    assert not migrate.running and "job migrate failed: BackoffLimitExceeded" in migrate.detail
+    runtime.sleep(ref, [ServiceName("db")])
+    assert apps.read_namespaced_stateful_set("db", namespace).spec.replicas == 0
+    wait_until(lambda: seen("db").detail == "scaled to zero", timeout=20, what="db asleep")

@@ -49,6 +49,7 @@ from launchbay.runtimes.kubernetes.naming import (
 )
 
 INSTANCE = "app.kubernetes.io/instance"
+WORKLOADS = ("deployments", "statefulsets", "daemonsets", "jobs")
 REPLICAS_BEFORE_SLEEP = "launchbay.dev/replicas"
 PULL_FAILURES = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName")
 CRASHES = (
@@ -110,6 +111,7 @@ class KubernetesRuntime(Runtime):
         self._deployments: WatchCache | None = None
         self._pods: WatchCache | None = None
         self._events: WatchCache | None = None
+        self._workload_caches: dict[str, WatchCache] = {}
 
     # -- the interface -------------------------------------------------------------------
 
@@ -191,36 +193,45 @@ class KubernetesRuntime(Runtime):
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
         namespace = self._namespace(space.name)
         release = release_for(service.name)
-        deployments = [
-            d
-            for d in self._cache("deployments").in_namespace(namespace)
-            if _release_of(d) == release
-        ]
-        if not deployments:
+        found = {kind: self._of_release(kind, namespace, release) for kind in WORKLOADS}
+        if not any(found.values()):
             # The watch may not have seen a release installed a moment ago: ask once.
-            deployments = [
+            found["deployments"] = [
                 d for d in self._list_deployments(namespace) if _release_of(d) == release
             ]
-        if not deployments:
+        if not any(found.values()):
             return Observed(
                 running=False, healthy=None, detail=f"no workload for release {release}"
             )
-        pods = [p for p in self._cache("pods").in_namespace(namespace) if _release_of(p) == release]
+        pods = self._of_release("pods", namespace, release)
         trouble = _pod_trouble(pods)
         if trouble and any(reason in trouble for reason in (*PULL_FAILURES, *CRASHES)):
             return Observed(running=False, healthy=False, detail=trouble)
-        wanted = sum(d.spec.replicas or 0 for d in deployments)
-        if wanted == 0:
+        failed_job = next((_job_failure(j) for j in found["jobs"] if _job_failure(j)), "")
+        if failed_job:
+            return Observed(running=False, healthy=False, detail=failed_job)
+        scalable = found["deployments"] + found["statefulsets"]
+        wanted = sum(w.spec.replicas or 0 for w in scalable)
+        if scalable and wanted == 0 and not found["daemonsets"] and not found["jobs"]:
             return Observed(running=False, healthy=None, detail="scaled to zero")
-        if any(not (d.status and d.status.observed_generation) for d in deployments):
+        if any(
+            not (w.status and w.status.observed_generation) for w in scalable + found["daemonsets"]
+        ):
             return Observed(running=True, healthy=False, detail="rolling out")
-        ready = all(_rolled_out(d) for d in deployments)
-        available = sum((d.status.available_replicas or 0) if d.status else 0 for d in deployments)
+        ready = (
+            all(_rolled_out(d) for d in found["deployments"])
+            and all(_statefulset_ready(x) for x in found["statefulsets"])
+            and all(_daemonset_ready(x) for x in found["daemonsets"])
+            and all(_job_complete(x) for x in found["jobs"])
+        )
         restarts = sum(_restarts(p) for p in pods)
-        detail = f"{available}/{wanted} available" + (f", {restarts} restarts" if restarts else "")
+        detail = _summary(found) + (f", {restarts} restarts" if restarts else "")
         return Observed(
             running=True, healthy=ready, detail=detail + (f"; {trouble}" if trouble else "")
         )
+
+    def _of_release(self, kind: str, namespace: str, release: str) -> list[Any]:
+        return [x for x in self._cache(kind).in_namespace(namespace) if _release_of(x) == release]
 
     def stop(self, space: SpaceRef, service: ServiceName) -> None:
         self._scale_to_zero(self._namespace(space.name), release=release_for(service))
@@ -292,7 +303,7 @@ class KubernetesRuntime(Runtime):
                 yield line.decode(errors="replace")
 
     def close(self) -> None:
-        for cache in (self._deployments, self._pods, self._events):
+        for cache in (self._deployments, self._pods, self._events, *self._workload_caches.values()):
             if cache is not None:
                 cache.stop()
 
@@ -442,31 +453,39 @@ class KubernetesRuntime(Runtime):
     # -- workloads -----------------------------------------------------------------------
 
     def _scale_to_zero(self, namespace: str, *, release: str | None) -> None:
-        """Scale to zero, recording the replicas to restore on wake."""
-        for deployment in self._list_deployments(namespace):
-            if release is not None and _release_of(deployment) != release:
+        """Scale Deployments and StatefulSets to zero, recording the replicas to restore."""
+        for kind, workload in self._scalable(namespace):
+            if release is not None and _release_of(workload) != release:
                 continue
-            replicas = deployment.spec.replicas or 0
-            if replicas == 0:
-                continue
-            patch = {
-                "metadata": {"annotations": {REPLICAS_BEFORE_SLEEP: str(replicas)}},
-                "spec": {"replicas": 0},
-            }
-            self._patch(deployment.metadata.name, namespace, patch)
+            replicas = workload.spec.replicas or 0
+            if replicas:
+                patch = {
+                    "metadata": {"annotations": {REPLICAS_BEFORE_SLEEP: str(replicas)}},
+                    "spec": {"replicas": 0},
+                }
+                self._patch(kind, workload.metadata.name, namespace, patch)
 
     def _wake(self, namespace: str, release: str) -> bool:
         woken = False
-        for deployment in self._list_deployments(namespace):
-            before = (deployment.metadata.annotations or {}).get(REPLICAS_BEFORE_SLEEP)
-            if _release_of(deployment) == release and before and not deployment.spec.replicas:
+        for kind, workload in self._scalable(namespace):
+            before = (workload.metadata.annotations or {}).get(REPLICAS_BEFORE_SLEEP)
+            if _release_of(workload) == release and before and not workload.spec.replicas:
                 patch = {
                     "metadata": {"annotations": {REPLICAS_BEFORE_SLEEP: None}},
                     "spec": {"replicas": int(before)},
                 }
-                self._patch(deployment.metadata.name, namespace, patch)
+                self._patch(kind, workload.metadata.name, namespace, patch)
                 woken = True
         return woken
+
+    def _scalable(self, namespace: str) -> list[tuple[str, Any]]:
+        try:
+            sets: list[Any] = self.apps.list_namespaced_stateful_set(namespace).items
+        except ApiException as e:
+            raise _unavailable(e, verb="list", resource="statefulsets") from e
+        return [("deployments", d) for d in self._list_deployments(namespace)] + [
+            ("statefulsets", x) for x in sets if x.metadata.namespace in (namespace, None)
+        ]
 
     def _list_deployments(self, namespace: str) -> list[Any]:
         try:
@@ -475,13 +494,19 @@ class KubernetesRuntime(Runtime):
         except ApiException as e:
             raise _unavailable(e, verb="list", resource="deployments") from e
 
-    def _patch(self, name: str, namespace: str, patch: dict[str, Any]) -> None:
+    def _patch(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None:
+        call = (
+            self.apps.patch_namespaced_deployment
+            if kind == "deployments"
+            else self.apps.patch_namespaced_stateful_set
+        )
         try:
-            changed = self.apps.patch_namespaced_deployment(name, namespace, patch)
+            changed = call(name, namespace, patch)
         except ApiException as e:
-            raise _unavailable(e, verb="patch", resource="deployments") from e
-        if self._deployments is not None:
-            self._deployments.put(changed)
+            raise _unavailable(e, verb="patch", resource=kind) from e
+        cache = self._deployments if kind == "deployments" else self._workload_caches.get(kind)
+        if cache is not None:
+            cache.put(changed)
 
     def _cache(self, kind: str) -> WatchCache:
         prefix = self.settings.namespace_prefix
@@ -489,7 +514,16 @@ class KubernetesRuntime(Runtime):
         def ours(obj: Any) -> bool:
             return bool(obj.metadata.namespace and obj.metadata.namespace.startswith(prefix))
 
-        if kind == "events":
+        if kind in ("statefulsets", "daemonsets", "jobs"):
+            if kind not in self._workload_caches:
+                list_all = {
+                    "statefulsets": self.apps.list_stateful_set_for_all_namespaces,
+                    "daemonsets": self.apps.list_daemon_set_for_all_namespaces,
+                    "jobs": client.BatchV1Api(self.api).list_job_for_all_namespaces,
+                }[kind]
+                self._workload_caches[kind] = WatchCache(kind, list_all, selector="", keep=ours)
+            cache = self._workload_caches[kind]
+        elif kind == "events":
             if self._events is None:
                 self._events = WatchCache(
                     "events",
@@ -536,6 +570,56 @@ def _rolled_out(deployment: Any) -> bool:
         and (status.updated_replicas or 0) >= wanted
         and (status.available_replicas or 0) >= wanted
     )
+
+
+def _statefulset_ready(sts: Any) -> bool:
+    status, wanted = sts.status, sts.spec.replicas or 0
+    return (
+        bool(status)
+        and (status.ready_replicas or 0) >= wanted
+        and (status.updated_replicas or 0) >= wanted
+    )
+
+
+def _daemonset_ready(ds: Any) -> bool:
+    status = ds.status
+    if status is None:
+        return False
+    wanted = status.desired_number_scheduled or 0
+    return (status.number_ready or 0) >= wanted and (status.updated_number_scheduled or 0) >= wanted
+
+
+def _job_complete(job: Any) -> bool:
+    return bool(job.status) and (job.status.succeeded or 0) >= (job.spec.completions or 1)
+
+
+def _job_failure(job: Any) -> str:
+    for condition in (job.status.conditions if job.status else None) or []:
+        if condition.type == "Failed" and condition.status == "True":
+            why = f"{condition.reason or ''} {condition.message or ''}".strip()
+            return f"job {job.metadata.name} failed: {why}"
+    return ""
+
+
+def _summary(found: dict[str, list[Any]]) -> str:
+    parts = []
+    deployments = found["deployments"]
+    if deployments:
+        available = sum((d.status.available_replicas or 0) if d.status else 0 for d in deployments)
+        parts.append(f"{available}/{sum(d.spec.replicas or 0 for d in deployments)} available")
+    for sts in found["statefulsets"]:
+        ready = (sts.status.ready_replicas or 0) if sts.status else 0
+        parts.append(f"statefulset {ready}/{sts.spec.replicas or 0} ready")
+    for ds in found["daemonsets"]:
+        status = ds.status
+        parts.append(
+            f"daemonset {status.number_ready or 0}/{status.desired_number_scheduled or 0} ready"
+            if status
+            else "daemonset starting"
+        )
+    for job in found["jobs"]:
+        parts.append(f"job {'complete' if _job_complete(job) else 'running'}")
+    return ", ".join(parts)
 
 
 def _restarts(pod: Any) -> int:
