@@ -155,6 +155,22 @@ class ServerProcess:
             response.raise_for_status()
             return response.json()
 
+    def start_refused(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`bay server` with this server's templates, data dir and port plus `args`, for a
+        start that must fail: its exit status and its one line of error."""
+        return self.bay(
+            "server",
+            *args,
+            "--templates",
+            str(self.templates),
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            token="",
+            timeout=60,
+        )
+
     def space(self, name: str) -> dict[str, Any]:
         return dict(self.get_json(f"/api/v1/spaces/{name}"))
 

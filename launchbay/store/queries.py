@@ -268,8 +268,3 @@ def page_spaces(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(query.order_by(*SORTS[sort]).offset(offset).limit(limit)).all()
     return items, total
-
-
-def templates_in_use(session: Session) -> list[str]:
-    rows = session.scalars(select(Space.template).where(Space.live_name.is_not(None)).distinct())
-    return sorted(rows)

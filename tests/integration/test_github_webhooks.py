@@ -239,23 +239,8 @@ def test_without_github_configuration_the_endpoint_says_so(tmp_path, templates):
 
 def test_a_server_with_github_but_no_secret_refuses_to_start(tmp_path, templates):
     (tmp_path / "c.yaml").write_text(CONFIG)
-    s = ServerProcess(
-        home=tmp_path / "nosecret",
-        templates=templates,
-        extra_args=["--config", str(tmp_path / "c.yaml")],
-    )
+    s = ServerProcess(home=tmp_path / "nosecret", templates=templates)
     s.home.mkdir()
-    result = s.bay(
-        "server",
-        "--config",
-        str(tmp_path / "c.yaml"),
-        "--templates",
-        str(templates),
-        "--data-dir",
-        str(s.data_dir),
-        "--port",
-        str(s.port),
-        token="",
-    )
+    result = s.start_refused("--config", str(tmp_path / "c.yaml"))
     assert result.returncode == 2
     assert "LAUNCHBAY_TEST_GITHUB_SECRET is missing or shorter than 16 characters" in result.stderr

@@ -255,18 +255,7 @@ def test_a_server_given_an_unreadable_kubeconfig_refuses_to_start_saying_why(tmp
 
     s = ServerProcess(home=tmp_path / "k", templates=templates)
     s.home.mkdir()
-    result = s.bay(
-        "server",
-        "--kubeconfig",
-        str(tmp_path / "missing-kubeconfig"),
-        "--templates",
-        str(templates),
-        "--data-dir",
-        str(s.data_dir),
-        "--port",
-        str(s.port),
-        token="",
-    )
+    result = s.start_refused("--kubeconfig", str(tmp_path / "missing-kubeconfig"))
     assert result.returncode == 2
     assert "cannot load the Kubernetes configuration" in result.stderr
 

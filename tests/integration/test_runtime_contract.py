@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from launchbay.domain.names import ServiceName, SpaceName
-from launchbay.domain.spec import resolve_services
+from launchbay.domain.spec import ResolvedService, resolve_services
 from launchbay.domain.template import parse_template
 from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
 from launchbay.runtimes.compose import ComposeRuntime
@@ -155,6 +155,15 @@ def services(runtime: Runtime, ref: SpaceRef):
     addresses = runtime.addresses(ref, template.services)
     return resolve_services(
         template, space=ref.name, owner=ref.owner, params={}, overrides={}, addresses=addresses
+    )
+
+
+def worker_with_command(runtime: Runtime, ref: SpaceRef, command: str) -> ResolvedService:
+    """The contract's worker service with another shell command, for the process runtime's own tests."""
+    base = services(runtime, ref)["worker"]
+    process = base.spec.process.model_copy(update={"command": ["sh", "-c", command]})
+    return ResolvedService(
+        name=ServiceName("worker"), spec=base.spec.model_copy(update={"process": process})
     )
 
 
@@ -342,16 +351,7 @@ def test_process_runtime_stops_children_that_left_the_process_group(tmp_path):
     root = tmp_path / "runtime"
     runtime = ProcessRuntime(root, stop_grace=1.0)
     ref = space()
-    escapee = services(runtime, ref)["worker"].spec.model_copy(
-        update={
-            "process": services(runtime, ref)["worker"].spec.process.model_copy(
-                update={"command": ["sh", "-c", "setsid sleep 300 & sleep 300"]}
-            )
-        }
-    )
-    from launchbay.domain.spec import ResolvedService
-
-    service = ResolvedService(name=ServiceName("worker"), spec=escapee)
+    service = worker_with_command(runtime, ref, "setsid sleep 300 & sleep 300")
     runtime.start(ref, service)
     wait_until(
         lambda: len(labelled_processes(root, ref.name)) >= 3, timeout=10, what="children started"
@@ -364,17 +364,7 @@ def test_process_runtime_stops_a_service_that_ignores_sigterm(tmp_path):
     root = tmp_path / "runtime"
     runtime = ProcessRuntime(root, stop_grace=0.5)
     ref = space()
-    base = services(runtime, ref)["worker"]
-    spec = base.spec.model_copy(
-        update={
-            "process": base.spec.process.model_copy(
-                update={"command": ["sh", "-c", "trap '' TERM; sleep 300 & wait"]}
-            )
-        }
-    )
-    from launchbay.domain.spec import ResolvedService
-
-    service = ResolvedService(name=ServiceName("worker"), spec=spec)
+    service = worker_with_command(runtime, ref, "trap '' TERM; sleep 300 & wait")
     runtime.start(ref, service)
     wait_until(lambda: len(labelled_processes(root, ref.name)) >= 2, timeout=10, what="started")
     runtime.stop(ref, service.name)
@@ -385,17 +375,7 @@ def test_process_runtime_services_do_not_inherit_the_servers_secrets(tmp_path, m
     monkeypatch.setenv("BAY_TOKEN", "secret-token")
     runtime = ProcessRuntime(tmp_path / "runtime")
     ref = space()
-    base = services(runtime, ref)["worker"]
-    spec = base.spec.model_copy(
-        update={
-            "process": base.spec.process.model_copy(
-                update={"command": ["sh", "-c", "echo token=[$BAY_TOKEN] port=$PORT; sleep 30"]}
-            )
-        }
-    )
-    from launchbay.domain.spec import ResolvedService
-
-    service = ResolvedService(name=ServiceName("worker"), spec=spec)
+    service = worker_with_command(runtime, ref, "echo token=[$BAY_TOKEN] port=$PORT; sleep 30")
     runtime.start(ref, service)
     log = wait_until(
         lambda: "".join(runtime.logs(ref, service.name, tail=5, follow=False)).count("token="),
