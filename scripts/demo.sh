@@ -14,14 +14,18 @@ BAY="$VENV/bin/bay"
 
 log "starting the server on $BAY_SERVER"
 mkdir -p "$REPO/.demo"
-"$BAY" server --port "$PORT" --data-dir "$DATA" --templates "$REPO/examples/templates" \
-  >"$REPO/.demo/server.log" 2>&1 &
+# The server runs in a session of its own: Ctrl-C in a terminal signals the whole
+# foreground process group, and the server must outlive the script's clean-up below.
+setsid "$BAY" server --port "$PORT" --data-dir "$DATA" --templates "$REPO/examples/templates" \
+  >"$REPO/.demo/server.log" 2>&1 </dev/null &
 server=$!
 
 stop() {
   trap - INT TERM EXIT
   log "deleting the demo space and stopping the server"
-  "$BAY" space delete demo --wait >/dev/null 2>&1 || true
+  if [ -n "${BAY_TOKEN:-}" ] && ! "$BAY" space delete demo --wait >/dev/null 2>&1; then
+    "$BAY" space show demo >/dev/null 2>&1 && echo "could not delete the demo space: see $REPO/.demo/server.log" >&2
+  fi
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
 }

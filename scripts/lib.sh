@@ -21,17 +21,28 @@ apt_install() {
 
 ensure_venv() {
   # ensure_venv EXTRAS : a virtualenv with launchbay installed (editable) and its extras.
+  # The stamp is written only once `bay` runs from outside the repo, so a failed or partial
+  # install is retried by the next run instead of being taken for done.
   local extras="$1"
-  local want stamp="$VENV/.installed-${extras:-base}"
+  local want stamp="$VENV/.installed-${extras:-base}" spec="$REPO"
   want="$(sha256sum < "$REPO/pyproject.toml" | cut -c1-16)"
   # A venv installed with the dev extras also serves the demo.
   for s in "$stamp" "$VENV/.installed-dev"; do
-    if [ -f "$s" ] && [ "$(cat "$s")" = "$want" ]; then return 0; fi
+    if [ -f "$s" ] && [ "$(cat "$s")" = "$want" ] && [ -x "$VENV/bin/bay" ]; then return 0; fi
   done
-  log "installing launchbay[$extras] into .venv"
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[$extras]" 2>&1 | grep -v 'is ignored' >&2 || true
-  "$VENV/bin/python" -c 'import launchbay' || { echo "installing launchbay failed" >&2; exit 1; }
+  [ -n "$extras" ] && spec="$REPO[$extras]"
+  log "installing launchbay${extras:+[$extras]} into .venv"
+  if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  fi
+  local out="$VENV/pip-install.log"
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >"$out" 2>&1; then
+    cat "$out" >&2
+    echo "installing launchbay failed (the full output is above and in $out)" >&2
+    exit 1
+  fi
+  (cd / && "$VENV/bin/bay" --version) >/dev/null || { echo "installing launchbay failed: .venv/bin/bay does not run" >&2; exit 1; }
   echo "$want" > "$stamp"
 }
 

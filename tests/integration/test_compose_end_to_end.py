@@ -101,6 +101,9 @@ def test_two_demo_spaces_run_side_by_side_and_leave_nothing_labelled(server):
         assert page.status_code == 200
         assert f"Hello from space <code>{name}</code>" in page.text
         assert "Visits: <strong>1</strong>" in page.text and "http://kv:8080" in page.text
+        api = next(s for s in space["services"] if s["name"] == "api")
+        greeting = httpx.get(api["endpoints"]["greeting"], follow_redirects=True)
+        assert greeting.status_code == 200 and greeting.json()["visits"] == 2
     assert len(launchbay_docker_objects(compose_root(server))) == 2 * (
         3 + 1 + 1
     )  # containers, network, volume
@@ -338,7 +341,7 @@ def test_docker_not_running_is_a_clear_error_at_create_and_changes_nothing(tmp_p
     s.start()
     try:
         result = s.bay("space", "create", "nope", "--template", "demo", "--runtime", "compose")
-        assert result.returncode == 1
+        assert result.returncode == 3  # the runtime is unreachable, as the server would be
         assert "Docker is not running or not reachable" in result.stderr
         assert s.get_json("/api/v1/spaces")["total"] == 0
         doctor = s.bay("doctor")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # GET /: a page with what the API (and, behind it, the store) answered.
-data=$(wget -q -O - "$API_URL/api/greeting")
+data=$(wget -q -O - "$API_URL/cgi-bin/greeting")
 field() { echo "$data" | sed -n "s/.*\"$1\": \"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p"; }
 echo "Content-Type: text/html; charset=utf-8"
 echo
