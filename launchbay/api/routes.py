@@ -24,7 +24,8 @@ from launchbay.api.schemas import (
 )
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
-from launchbay.engine.engine import CreateSpace
+from launchbay.engine.engine import CreateSpace, Engine
+from launchbay.store.models import Space
 from launchbay.store.queries import SpaceFilter
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(actor)])
@@ -56,7 +57,7 @@ def create_space(body: CreateSpaceIn, engine: EngineDep, caller: ActorDep) -> Sp
         params=body.params,
         sets=body.overrides,
     )
-    return SpaceOut.of(engine.create(request, actor=caller))
+    return _out(engine, engine.create(request, actor=caller))
 
 
 @router.get("/spaces", response_model=SpaceList, tags=["spaces"])
@@ -83,12 +84,17 @@ def list_spaces(
     items, total = engine.list_spaces(where, limit=limit, before_id=before)
     more = len(items) == limit and items[-1].id > 0
     next_cursor = str(items[-1].id) if more else None
-    return SpaceList(items=[SpaceOut.of(s) for s in items], total=total, next_cursor=next_cursor)
+    return SpaceList(items=[_out(engine, s) for s in items], total=total, next_cursor=next_cursor)
 
 
 @router.put("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
 def apply_space(
-    name: str, body: ApplySpaceIn, deploys: DeploysDep, caller: ActorDep, response: Response
+    name: str,
+    body: ApplySpaceIn,
+    engine: EngineDep,
+    deploys: DeploysDep,
+    caller: ActorDep,
+    response: Response,
 ) -> SpaceOut:
     """Create the space, or change only what differs (parameters, service versions).
     Idempotent. 201 when created, 200 otherwise; wait for `observed_generation` to reach
@@ -103,7 +109,7 @@ def apply_space(
     )
     space, created = deploys.apply(want, actor=caller, source=body.source)
     response.status_code = 201 if created else 200
-    return SpaceOut.of(space)
+    return _out(engine, space)
 
 
 @router.post("/spaces/{name}/deploy", response_model=DeployOut, tags=["spaces"])
@@ -143,28 +149,28 @@ def deploy_history(
 
 @router.get("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
 def get_space(name: str, engine: EngineDep) -> SpaceOut:
-    return SpaceOut.of(engine.get(name))
+    return _out(engine, engine.get(name))
 
 
 @router.delete("/spaces/{name}", response_model=SpaceOut, status_code=202, tags=["spaces"])
 def delete_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
     """Idempotent: a space already being deleted, or deleted, is returned as it is."""
-    return SpaceOut.of(engine.delete(name, actor=caller))
+    return _out(engine, engine.delete(name, actor=caller))
 
 
 @router.post("/spaces/{name}/extend", response_model=SpaceOut, tags=["spaces"])
 def extend_space(name: str, body: ExtendIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
-    return SpaceOut.of(engine.extend(name, by=body.by, actor=caller))
+    return _out(engine, engine.extend(name, by=body.by, actor=caller))
 
 
 @router.post("/spaces/{name}/sleep", response_model=SpaceOut, status_code=202, tags=["spaces"])
 def sleep_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
-    return SpaceOut.of(engine.sleep(name, actor=caller))
+    return _out(engine, engine.sleep(name, actor=caller))
 
 
 @router.post("/spaces/{name}/wake", response_model=SpaceOut, status_code=202, tags=["spaces"])
 def wake_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
-    return SpaceOut.of(engine.wake(name, actor=caller))
+    return _out(engine, engine.wake(name, actor=caller))
 
 
 @router.get("/spaces/{name}/events", response_model=list[EventOut], tags=["spaces"])
@@ -211,3 +217,7 @@ def _cursor(raw: str | None) -> int | None:
     if not raw.isdigit():
         raise Invalid(f"cursor {raw!r} is not one this server gave out")
     return int(raw)
+
+
+def _out(engine: Engine, space: Space) -> SpaceOut:
+    return SpaceOut.of(space, runtime_unavailable=engine.board.unavailable_reason(space.runtime))

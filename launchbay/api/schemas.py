@@ -142,10 +142,14 @@ class SpaceOut(BaseModel):
     generation: int
     observed_generation: int
     services: list[ServiceOut]
+    runtime_unavailable: str | None = Field(
+        default=None, description="why the space's runtime cannot be reached now, if it cannot"
+    )
 
     @classmethod
-    def of(cls, space: Space) -> SpaceOut:
+    def of(cls, space: Space, *, runtime_unavailable: str | None = None) -> SpaceOut:
         return cls(
+            runtime_unavailable=runtime_unavailable,
             name=space.name,
             template=space.template,
             runtime=space.runtime,

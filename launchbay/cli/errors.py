@@ -23,6 +23,8 @@ HTTP_EXIT = {
     404: ExitStatus.NOT_FOUND,
     409: ExitStatus.CONFLICT,
     422: ExitStatus.USAGE,
+    # The server answers but what it needs does not (a runtime's backend, its store).
+    503: ExitStatus.UNREACHABLE,
 }
 
 

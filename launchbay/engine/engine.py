@@ -25,7 +25,6 @@ from launchbay.domain.errors import (
     Invalid,
     LaunchbayError,
     NotFound,
-    PermanentError,
     TemporaryError,
 )
 from launchbay.domain.names import ServiceName, SpaceName, parse_space_name
@@ -42,6 +41,7 @@ from launchbay.domain.spec import (
 from launchbay.domain.template import Template
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.jobs import Jobs
+from launchbay.engine.runtimes import GuardedRuntime, RuntimeBoard
 from launchbay.runtimes.base import Runtime, RuntimeRegistry, ServiceFailed, SpaceRef
 from launchbay.store import queries as q
 from launchbay.store.db import Store
@@ -128,7 +128,12 @@ class Engine:
         clock: Clock = utcnow,
     ) -> None:
         self.store = store
-        self.runtimes = runtimes
+        self.board = RuntimeBoard(runtimes)
+        # Every call into a runtime goes through the board, so one runtime's failure marks
+        # it unavailable instead of stopping the engine's work on the others.
+        self.runtimes: RuntimeRegistry = {
+            name: GuardedRuntime(self.board, name) for name in runtimes
+        }
         self.catalog = catalog
         self.settings = settings
         self.clock = clock
@@ -154,7 +159,8 @@ class Engine:
         self._check_runtime(template, request.runtime)
         runtime = self.runtime(request.runtime)
         runtime.check_space(name)
-        runtime.check()  # Docker down, no cluster access: a clear error now, not a hang later
+        # Docker down, no cluster access: a clear error now, not a hang later.
+        self.board.require(request.runtime)
         params = resolve_params(template, request.params)
         overrides = parse_sets(request.sets, template)
         ttl = choose_ttl(template.ttl, request.ttl)
@@ -327,13 +333,10 @@ class Engine:
         )
 
     def runtime_status(self) -> dict[str, dict[str, object]]:
-        result: dict[str, dict[str, object]] = {}
-        for name, runtime in self.runtimes.items():
-            try:
-                result[name] = {"ok": True, "detail": runtime.check()}
-            except LaunchbayError as e:
-                result[name] = {"ok": False, "detail": e.message}
-        return result
+        return {
+            name: {"ok": state.available, "detail": state.detail}
+            for name, state in self.board.states().items()
+        }
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -718,10 +721,8 @@ class Engine:
             return ""
 
     def runtime(self, name: str) -> Runtime:
-        runtime = self.runtimes.get(name)
-        if runtime is None:
-            raise PermanentError(f"runtime {name!r} is not enabled on this server")
-        return runtime
+        self.board.get(name)  # raises if the runtime is not enabled here
+        return self.runtimes[name]
 
     def _check_runtime(self, template: Template, runtime: str) -> None:
         if runtime not in self.runtimes:
@@ -774,8 +775,11 @@ class Engine:
             thread.join(timeout=10)
         self.jobs.shutdown()
         self.leader.release()
-        for runtime in self.runtimes.values():
-            runtime.close()
+        for name, runtime in self.runtimes.items():
+            try:
+                runtime.close()
+            except LaunchbayError as e:
+                log.warning("runtime %s: did not close cleanly: %s", name, e.message)
 
     def _loop(self, name: str, interval: float, step: Callable[[Engine], None]) -> None:
         """Run `step` every `interval` seconds while this server is the leader."""

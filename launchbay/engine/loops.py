@@ -32,6 +32,10 @@ def reconcile_once(engine: Engine) -> None:
         spaces = list(q.live_spaces(s))
         ever = q.count_spaces(s)
     for space in spaces:
+        if space.runtime not in held:
+            # Its runtime is unavailable (said once, by the board) or not enabled here.
+            log.debug("space %s: runtime %s unavailable, skipped", space.name, space.runtime)
+            continue
         try:
             _reconcile_space(engine, space)
         except LaunchbayError as e:
@@ -131,32 +135,32 @@ def _apply(engine: Engine, space: Space, snapshot: Snapshot, action: Action) -> 
         engine.settle_phase(space.id)
 
 
-def _runtime_holdings(engine: Engine) -> dict[str, set[SpaceName]] | None:
+def _runtime_holdings(engine: Engine) -> dict[str, set[SpaceName]]:
+    """What each runtime that answers holds; a runtime that does not answer is left out
+    (the board says so once), and its spaces and orphans wait for it."""
     held: dict[str, set[SpaceName]] = {}
     for name, runtime in engine.runtimes.items():
         try:
             held[name] = runtime.spaces()
-        except TemporaryError as e:
-            log.warning(
-                "runtime %s: cannot list its spaces, no orphan sweep this pass: %s", name, e.message
-            )
-            return None
+        except TemporaryError:
+            continue
     return held
 
 
 def _sweep_orphans(
     engine: Engine,
-    held: dict[str, set[SpaceName]] | None,
+    held: dict[str, set[SpaceName]],
     *,
     live: set[tuple[str, str]],
     store_empty: bool,
 ) -> None:
     """Remove what runtimes hold for spaces with no live record, once past the grace period.
 
-    Never on a failed runtime read, and never when the store has no space at all: an empty
-    store (a wrong database URL, a lost volume) must not look like "everything is orphaned".
+    Only in runtimes whose read succeeded this pass, and never when the store has no space
+    at all: an empty store (a wrong database URL, a lost volume) must not look like
+    "everything is orphaned".
     """
-    if held is None or store_empty:
+    if store_empty:
         return
     now = time.monotonic()
     current = {(runtime, name) for runtime, names in held.items() for name in names} - live

@@ -127,3 +127,45 @@ class Runtime(abc.ABC):
 
 
 RuntimeRegistry = Mapping[str, Runtime]
+
+
+class Unloadable(Runtime):
+    """A runtime that could not be loaded (its package missing): every call says why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def _fail(self) -> RuntimeUnavailable:
+        return RuntimeUnavailable(self.reason)
+
+    def check(self) -> str:
+        raise self._fail()
+
+    def addresses(
+        self, space: SpaceRef, services: Mapping[ServiceName, Service]
+    ) -> dict[ServiceName, Address]:
+        raise self._fail()
+
+    def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
+        raise self._fail()
+
+    def start(self, space: SpaceRef, service: ResolvedService) -> None:
+        raise self._fail()
+
+    def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
+        raise self._fail()
+
+    def stop(self, space: SpaceRef, service: ServiceName) -> None:
+        raise self._fail()
+
+    def destroy(self, space: SpaceRef) -> None:
+        raise self._fail()
+
+    def spaces(self) -> set[SpaceName]:
+        raise self._fail()
+
+    def logs(
+        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+    ) -> Iterator[str]:
+        raise self._fail()

@@ -298,14 +298,16 @@ class ComposeRuntime(Runtime):
             from docker.errors import DockerException
         except ImportError as e:
             raise RuntimeUnavailable(
-                "the Docker SDK is not installed: pip install 'launchbay[compose]'"
+                f"the Docker SDK cannot be imported ({e}): `pip install docker` in the server's "
+                "environment (it comes with launchbay; this install lacks it)"
             ) from e
         try:
             client = docker.from_env(timeout=self.docker_timeout)
             client.ping()
         except DockerException as e:
             raise RuntimeUnavailable(
-                f"Docker is not running or not reachable: {_first_line(e)}"
+                f"Docker is not running or not reachable: {_first_line(e)} "
+                "(start the Docker daemon, or point DOCKER_HOST at one)"
             ) from e
         self._client = client
         return client
@@ -357,10 +359,11 @@ class ComposeRuntime(Runtime):
         filters = [f"{LABEL_ROOT}={self.root}"]
         if space is not None:
             filters.append(f"{LABEL_SPACE}={space}")
+        docker = self._docker()  # first: it says so if the Docker SDK is missing
         from docker.errors import DockerException
 
         try:
-            collection = getattr(self._docker(), kind)
+            collection = getattr(docker, kind)
             if kind == "containers":
                 return list(collection.list(all=True, filters={"label": filters}))
             return list(collection.list(filters={"label": filters}))

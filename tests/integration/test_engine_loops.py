@@ -78,8 +78,8 @@ def make_engine(store, templates: Path, tmp_path: Path, clock: Clock):
     yield make
     for engine in engines:
         engine.stop()
-        for name in engine.runtimes["process"].spaces():
-            engine.runtimes["process"].destroy_orphan(name)
+        for name in engine.board.runtimes["process"].spaces():
+            engine.board.runtimes["process"].destroy_orphan(name)
 
 
 def phase(engine: Engine, name: str) -> str:
@@ -105,7 +105,7 @@ def test_the_reaper_deletes_only_spaces_past_their_expiry(make_engine, clock):
     reap_once(engine)
     wait_phase(engine, "short", {"deleted"})
     assert phase(engine, "long") == "ready"
-    assert labelled_processes(engine.runtimes["process"].root, "short") == {}
+    assert labelled_processes(engine.board.runtimes["process"].root, "short") == {}
 
 
 def test_copilot_mode_marks_and_records_but_never_deletes(make_engine, clock):
@@ -118,7 +118,7 @@ def test_copilot_mode_marks_and_records_but_never_deletes(make_engine, clock):
     assert space.phase == "ready" and space.expired_at == clock.now
     expired = [e for e in engine.events("kept") if e.kind == "expired"]
     assert len(expired) == 1 and "would delete" in expired[0].message
-    assert labelled_processes(engine.runtimes["process"].root, "kept")
+    assert labelled_processes(engine.board.runtimes["process"].root, "kept")
 
 
 def test_a_failed_store_read_deletes_nothing(make_engine, clock, monkeypatch):
@@ -136,16 +136,16 @@ def test_a_failed_store_read_deletes_nothing(make_engine, clock, monkeypatch):
         reconcile_once(engine)
     monkeypatch.undo()
     assert phase(engine, "safe") == "ready"
-    assert labelled_processes(engine.runtimes["process"].root, "safe")
+    assert labelled_processes(engine.board.runtimes["process"].root, "safe")
 
 
 def test_a_failed_runtime_read_deletes_and_restarts_nothing(make_engine):
     engine = make_engine(orphan_grace=0)
     create(engine, "steady", ttl="1h")
-    engine.runtimes["process"].broken = True
+    engine.board.runtimes["process"].broken = True
     reconcile_once(engine)
     reconcile_once(engine)
-    engine.runtimes["process"].broken = False
+    engine.board.runtimes["process"].broken = False
     space = engine.get("steady")
     assert space.phase == "ready" and space.services[0].restarts == 0
     assert [e.kind for e in engine.events("steady")].count("restart") == 0
@@ -175,7 +175,7 @@ def test_orphans_are_removed_only_after_the_grace_period(make_engine, tmp_path):
 def test_delete_is_idempotent_and_an_interrupted_delete_is_finished(make_engine):
     engine = make_engine()
     create(engine, "twice", ttl="1h")
-    runtime = engine.runtimes["process"]
+    runtime = engine.board.runtimes["process"]
     runtime.broken_destroy = True
     engine.delete("twice", actor=ANN)
     engine.delete("twice", actor=ANN)

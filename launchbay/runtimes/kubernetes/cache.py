@@ -16,6 +16,8 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from launchbay.runtimes.base import RuntimeUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -60,13 +62,19 @@ class WatchCache:
             self._watch.stop()
 
     def _run(self) -> None:
+        broken = False
         while not self._stopping.is_set():
             try:
                 self._list_and_watch()
-            except (ApiException, OSError, ValueError, HTTPError) as e:
-                log.warning(
-                    "watch of %s broke, listing again: %s", self.kind, str(e).splitlines()[0]
-                )
+            except (ApiException, OSError, ValueError, HTTPError, RuntimeUnavailable) as e:
+                # One warning when the watch breaks, not one a second while the API is away.
+                if not broken or self._synced.is_set():
+                    log.warning(
+                        "watch of %s broke, listing again until it answers: %s",
+                        self.kind,
+                        str(e).splitlines()[0],
+                    )
+                broken = True
                 self._synced.clear()
                 self._stopping.wait(1.0)
 

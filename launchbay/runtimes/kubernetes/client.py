@@ -12,6 +12,9 @@ import time
 from typing import Any
 
 from kubernetes import client
+from urllib3.exceptions import HTTPError
+
+from launchbay.runtimes.base import RuntimeUnavailable
 
 
 class RateLimiter:
@@ -51,7 +54,13 @@ class LimitedApiClient(client.ApiClient):
         self.limiter.wait()
         with self._count_lock:
             self.calls += 1
-        return super().call_api(*args, **kwargs)
+        try:
+            return super().call_api(*args, **kwargs)
+        except HTTPError as e:  # refused, timed out, TLS: the API server is not there
+            reason = str(getattr(e, "reason", None) or e).splitlines()[0]
+            raise RuntimeUnavailable(
+                f"the Kubernetes API at {self.configuration.host} does not answer: {reason}"
+            ) from e
 
 
 def load_configuration(
