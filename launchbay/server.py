@@ -6,7 +6,9 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +36,7 @@ __all__ = [
     "load_config",
     "serve",
 ]
-from launchbay.runtimes.base import Runtime
+from launchbay.runtimes.base import Runtime, Unloadable
 from launchbay.runtimes.compose import ComposeRuntime
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store.db import Store, redact, sqlite_url
@@ -207,9 +209,12 @@ def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:
         from launchbay.runtimes.kubernetes.helm import Helm
         from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
     except ImportError as e:
-        raise Invalid(
-            "the kubernetes client is not installed: pip install 'launchbay[kubernetes]'"
-        ) from e
+        log.warning("the kubernetes runtime cannot load: %s", e)
+        return Unloadable(
+            "kubernetes",
+            f"the Kubernetes client cannot be imported ({e}): `pip install kubernetes` "
+            "in the server's environment (it comes with launchbay; this install lacks it)",
+        )
     try:
         configuration = load_configuration(kubeconfig=settings.kubeconfig, context=settings.context)
     except Exception as e:  # the client raises several kinds for an unreadable kubeconfig
@@ -226,7 +231,25 @@ def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:
     return KubernetesRuntime(LimitedApiClient(configuration), Helm(env=env), cluster)
 
 
-def serve(settings: ServerSettings) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything is written: a server that cannot
+    listen (the port is taken) must change no token, no context and no state file."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise Invalid(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.set_inheritable(False)
+    return sock
+
+
+def serve(settings: ServerSettings, *, on_listening: Callable[[], None] | None = None) -> None:
+    """Listen, build, then serve. `on_listening` runs once the port is ours and the app is
+    built (the CLI records its `local` context there), never for a server that fails."""
     import uvicorn
 
     logging.basicConfig(
@@ -235,18 +258,27 @@ def serve(settings: ServerSettings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("settings: %s", settings.describe())
-    app = build(settings)
+    sock = listen(settings.host, settings.port)
+    try:
+        app = build(settings)
+    except BaseException:
+        sock.close()
+        raise
     state_file = settings.data_dir / "server.json"
     state_file.write_text(
         json.dumps(
             {"url": settings.url, "pid": os.getpid(), "token_file": str(settings.token_file)}
         )
     )
+    if on_listening is not None:
+        on_listening()
     print(
         f"Launchbay {settings.url}  (portal: {settings.url}/  API: {settings.url}/docs)", flush=True
     )
     print(f"admin token: {settings.token_file}", flush=True)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         state_file.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from launchbay import __version__
-from launchbay.api import errors, webhooks
+from launchbay.api import docs, errors, webhooks
 from launchbay.api.routes import router
 from launchbay.engine.accounts import Accounts
 from launchbay.engine.deploys import Deploys
@@ -36,12 +36,15 @@ def create_app(
         yield
         engine.stop()
 
-    app = FastAPI(title="Launchbay", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Launchbay", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.engine = engine
     app.state.accounts = accounts
     app.state.deploys = deploys
     app.state.github = github
     errors.install(app)
+    docs.install(app)
     app.include_router(router)
     app.include_router(webhooks.router)
 

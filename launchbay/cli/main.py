@@ -193,14 +193,17 @@ def server(
             copilot=copilot,
         ),
     )
-    ctx.set_context(
-        "local",
-        server=settings.url,
-        token_file=str(settings.token_file),
-        use=ctx.load().get("current", "local") == "local",
-    )
+
+    def record_local_context() -> None:
+        ctx.set_context(
+            "local",
+            server=settings.url,
+            token_file=str(settings.token_file),
+            use=ctx.load().get("current", "local") == "local",
+        )
+
     try:
-        serve(settings)
+        serve(settings, on_listening=record_local_context)
     except Invalid as e:
         raise CliError(e.message, ExitStatus.USAGE) from e
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import (
+    FileResponse,
     HTMLResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -87,6 +88,10 @@ def install(
     app.state.portal = Portal(engine, accounts, deploys, Signer(secret), templates, loopback_only)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, _: SignInRequired) -> Response:
@@ -263,6 +268,7 @@ def dashboard(request: Request, who: ViewerDep, shown: ListingDep) -> HTMLRespon
             "phases": views.PHASES,
             "template_names": [t.name for t in p.engine.catalog.all()],
             "runtimes": sorted(p.engine.runtimes),
+            "runtimes_down": p.engine.board.down(),
             "sorts": list(SORTS),
         },
     )
@@ -354,6 +360,7 @@ def _space_context(request: Request, name: str) -> dict[str, Any]:
         "events": p.engine.events(name, limit=100),
         "deploys": p.deploys.history(name, limit=50),
         "template": template,
+        "runtime_unavailable": p.engine.board.unavailable_reason(space.runtime),
     }
 
 

@@ -142,3 +142,41 @@ def test_a_space_deleted_while_its_page_is_open_says_so(browser, server):
     expect(page.locator(".notice")).to_contain_text("This space was deleted", timeout=15_000)
     expect(page.locator("#phase")).to_have_text("deleted")
     context.close()
+
+
+def test_the_portal_and_the_api_docs_work_offline_with_every_asset_served_by_the_server(
+    browser, server
+):
+    """The README: everything is served by the server itself. Every request to another host
+    is refused here, as on an offline network, and recorded."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    outside: list[str] = []
+
+    def only_the_server(route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page = context.new_page()
+    failed: list[str] = []
+    # A navigation cancels what the page before it was still loading, and the docs pages'
+    # Content-Security-Policy stops ReDoc's sidebar logo before it is asked of its CDN:
+    # neither is a request that failed.
+    page.on(
+        "requestfailed",
+        lambda r: (
+            r.failure not in ("net::ERR_ABORTED", "csp") and failed.append(f"{r.url}: {r.failure}")
+        ),
+    )
+    sign_in(page, server)
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .title").first).to_contain_text("Launchbay")
+    expect(page.get_by_text("/api/v1/spaces").first).to_be_visible()
+    page.goto(server.url + "/redoc")
+    expect(page.locator("h1").first).to_contain_text("Launchbay")
+    assert page.request.get(server.url + "/favicon.ico").status == 200
+    assert outside == [] and failed == []
+    context.close()

@@ -293,3 +293,28 @@ def test_admin_token_is_written_once_with_mode_0600(server):
     server.start()
     assert token_file.read_text() == first
     assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready", "leader": True}
+
+
+def test_a_server_that_cannot_listen_changes_no_context_token_or_state_file(server, tmp_path):
+    config = server.home / "config" / "launchbay" / "config.json"
+    before = config.read_text()
+    state = (server.data_dir / "server.json").read_text()
+    other = tmp_path / "other-data"
+    result = server.bay(
+        "server",
+        "--templates",
+        str(server.templates),
+        "--data-dir",
+        str(other),
+        "--port",
+        str(server.port),
+        token="",
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{server.port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert config.read_text() == before
+    assert not (other / "admin-token").exists()
+    assert (server.data_dir / "server.json").read_text() == state
+    assert server.bay("space", "list").returncode == 0  # the CLI still reaches the first
