@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from launchbay.store.db import Store, sqlite_url
-from tests.support import EXAMPLES, Postgres, ServerProcess
+from tests.support import EXAMPLES, ROOT, Postgres, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -81,13 +80,23 @@ def server(tmp_path: Path, templates: Path) -> Iterator[ServerProcess]:
     s.start()
     yield s
     s.stop()
-    _kill_leftovers(s.data_dir / "runtime" / "process")
 
 
-def _kill_leftovers(root: Path) -> None:
-    """A failed test must not leave processes behind for the next one."""
-    from tests.support import labelled_processes
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run fails if any process or container a test started is still alive: found by
+    Launchbay's labels and the test folders (pytest's temporary folders and the demo's)."""
+    from tests.leftovers import find_leftovers, remove
 
-    for pid in labelled_processes(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or session.config.option.collectonly:
+        return
+    roots = [factory.getbasetemp(), ROOT / ".demo"]
+    found = find_leftovers(roots)
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["tests left these running (now removed):", *(f"  {item}" for item in found)]
+    if reporter is not None:
+        reporter.write_line("\n".join(lines), red=True)
+    remove(found)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

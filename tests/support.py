@@ -113,6 +113,8 @@ class ServerProcess:
         self.process.wait()
 
     def stop(self) -> None:
+        """Stop the server, then the process runtime's services it leaves running (by design
+        they outlive a server): a test must leave nothing behind."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -120,6 +122,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for pid in labelled_processes(self.data_dir / "runtime" / "process"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def client(self, token: str | None = None) -> httpx.Client:
         token = token if token is not None else self.admin_token
