@@ -12,11 +12,13 @@ from launchbay.domain.durations import format_duration, parse_duration
 from launchbay.domain.errors import Invalid
 from launchbay.domain.interpolation import interpolate_tree
 from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.overrides import Limits, check_override, check_values
 from launchbay.domain.template import Service, Template, TtlPolicy
 
 Overrides = dict[str, dict[str, str]]
 
 _OVERRIDE_KEYS = "version, env.NAME or values.PATH"
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,11 @@ class ResolvedService:
         return self.spec.version
 
 
-def parse_sets(items: Mapping[str, str], template: Template) -> Overrides:
-    """{"api.version": "pr-123", "api.env.DEBUG": "1"} -> {"api": {"version": "pr-123", ...}}."""
+def parse_sets(
+    items: Mapping[str, str], template: Template, limits: Limits = DEFAULT_LIMITS
+) -> Overrides:
+    """{"api.version": "pr-123", "api.env.DEBUG": "1"} -> {"api": {"version": "pr-123", ...}},
+    each key allowed by the template and each value within the limits."""
     result: Overrides = {}
     for target, value in items.items():
         service, dot, key = target.partition(".")
@@ -54,11 +59,18 @@ def parse_sets(items: Mapping[str, str], template: Template) -> Overrides:
                 f"--set {target!r}: write SERVICE.KEY=VALUE, with KEY one of {_OVERRIDE_KEYS}"
             )
         result.setdefault(service, {})[key] = value
-    check_overrides(result, template)
+    check_overrides(result, template, limits)
     return result
 
 
-def check_overrides(overrides: Mapping[str, Mapping[str, str]], template: Template) -> None:
+def check_overrides(
+    overrides: Mapping[str, Mapping[str, str]],
+    template: Template,
+    limits: Limits = DEFAULT_LIMITS,
+) -> None:
+    """Every key allowed by the template, every value within the limits."""
+    flat = {f"{svc}.{key}": value for svc, keys in overrides.items() for key, value in keys.items()}
+    check_values("override", flat, limits)
     for service, keys in overrides.items():
         if service not in template.services:
             known = ", ".join(sorted(template.services))
@@ -68,6 +80,7 @@ def check_overrides(overrides: Mapping[str, Mapping[str, str]], template: Templa
         for key in keys:
             if not (key == "version" or key.startswith(("env.", "values."))) or key.endswith("."):
                 raise Invalid(f"--set {service}.{key}: unknown key {key!r}; use {_OVERRIDE_KEYS}")
+            check_override(template, service, key)
 
 
 def changed_services(
@@ -92,7 +105,10 @@ def changed_services(
     return changed
 
 
-def resolve_params(template: Template, given: Mapping[str, str]) -> dict[str, str]:
+def resolve_params(
+    template: Template, given: Mapping[str, str], limits: Limits = DEFAULT_LIMITS
+) -> dict[str, str]:
+    check_values("parameter", given, limits)
     unknown = sorted(set(given) - set(template.params))
     if unknown:
         known = ", ".join(sorted(template.params)) or "none"
@@ -136,11 +152,25 @@ def _apply_overrides(service: Service, keys: Mapping[str, str]) -> Service:
     for key, value in keys.items():
         if key == "version":
             data["version"] = value
-        elif key.startswith("env.") and data.get("process") is not None:
-            data["process"]["env"][key.removeprefix("env.")] = value
+        elif key.startswith("env."):
+            _set_env(data, key.removeprefix("env."), value)
         elif key.startswith("values.") and data.get("helm") is not None:
             _set_path(data["helm"]["values"], key.removeprefix("values.").split("."), value)
     return Service.model_validate(data)
+
+
+def _set_env(data: dict[str, Any], name: str, value: str) -> None:
+    """An env override reaches the service on every runtime that has an environment."""
+    if data.get("process") is not None:
+        data["process"]["env"][name] = value
+    compose = data.get("compose")
+    if compose is not None:
+        environment = compose.get("environment")
+        if isinstance(environment, list):
+            kept = [e for e in environment if str(e).partition("=")[0] != name]
+            compose["environment"] = [*kept, f"{name}={value}"]
+        else:
+            compose["environment"] = {**(environment or {}), name: value}
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: str) -> None:

@@ -7,6 +7,7 @@ reported with file, line and field, and all problems of a file at once.
 
 from __future__ import annotations
 
+import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
@@ -116,9 +117,31 @@ class HelmSection(Strict):
     service: str | None = Field(default=None, description="its Service's name (else the release's)")
 
 
+_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+$")
+
+
+class Overridable(Strict):
+    """What a space may override in this service: its version (unless switched off), and
+    only the env variables and helm values named here (exact names or shell-style patterns
+    such as `FEATURE_*`). Nothing else: a space cannot change what the template runs."""
+
+    version: bool = True
+    env: list[str] = []
+    values: list[str] = []
+
+    @field_validator("env", "values")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not _PATTERN.match(pattern):
+                raise ValueError(f"{pattern!r} is not a name or a pattern like FEATURE_*")
+        return patterns
+
+
 class Service(Strict):
     description: str = ""
     version: str = Field(default="main", description="what this service runs unless overridden")
+    overridable: Overridable = Overridable()
     depends_on: list[str] = []
     health: HealthCheck | None = None
     endpoints: list[Endpoint] = []
@@ -159,6 +182,11 @@ class Param(Strict):
 class Template(Strict):
     name: TemplateName
     description: str = ""
+    trusted: bool = Field(
+        default=False,
+        description="an admin's mark: spaces may override the env variables that change how "
+        "programs load (LD_*, PYTHON*, PATH, ...) where `overridable` lists them",
+    )
     ttl: TtlPolicy
     params: dict[str, Param] = {}
     services: dict[ServiceName, Service] = Field(min_length=1)

@@ -53,8 +53,9 @@ class Deploys:
             except Conflict:
                 pass  # created meanwhile by a concurrent apply: update it instead
         template = engine.catalog.get(want.template)
-        params = resolve_params(template, want.params)
-        overrides = parse_sets(want.sets, template)
+        limits = self.engine.settings.limits
+        params = resolve_params(template, want.params, limits)
+        overrides = parse_sets(want.sets, template, limits)
         ttl = parse_duration(want.ttl) if want.ttl else None
         with engine.store.write() as s:
             space = engine.live_for_update(s, want.name)
@@ -125,7 +126,7 @@ class Deploys:
                 wanted["version"] = version
             wanted.update(sets)
             overrides = {**space.overrides, service: wanted}
-            check_overrides(overrides, template)
+            check_overrides(overrides, template, engine.settings.limits)
             (deploy,) = self._record(
                 s,
                 space,

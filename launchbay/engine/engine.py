@@ -22,12 +22,14 @@ from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
 from launchbay.domain.durations import format_duration, parse_duration
 from launchbay.domain.errors import (
     Conflict,
+    Forbidden,
     Invalid,
     LaunchbayError,
     NotFound,
     TemporaryError,
 )
 from launchbay.domain.names import ServiceName, SpaceName, parse_space_name
+from launchbay.domain.overrides import Limits
 from launchbay.domain.phases import Phase, ServiceStatus, can_transition
 from launchbay.domain.plan import Observed, phase_for
 from launchbay.domain.spec import (
@@ -68,6 +70,10 @@ class EngineSettings:
     # An orphan (resources with no live record) is removed once seen for this long.
     orphan_grace: float = 30.0
     workers: int = 16
+    limits: Limits = field(default_factory=Limits)
+    # Runtimes only admins may create spaces on (the process runtime on a shared server:
+    # its services run on the server's own machine).
+    admin_only_runtimes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -157,12 +163,16 @@ class Engine:
         name = parse_space_name(request.name)
         template = self.catalog.get(request.template)
         self._check_runtime(template, request.runtime)
+        if request.runtime in self.settings.admin_only_runtimes and not actor.is_admin:
+            raise Forbidden(
+                f"only admins may create spaces on the {request.runtime} runtime on this server"
+            )
         runtime = self.runtime(request.runtime)
         runtime.check_space(name)
         # Docker down, no cluster access: a clear error now, not a hang later.
         self.board.require(request.runtime)
-        params = resolve_params(template, request.params)
-        overrides = parse_sets(request.sets, template)
+        params = resolve_params(template, request.params, self.settings.limits)
+        overrides = parse_sets(request.sets, template, self.settings.limits)
         ttl = choose_ttl(template.ttl, request.ttl)
         now = self.clock()
         with self.store.write() as s:
@@ -323,13 +333,21 @@ class Engine:
         with self.store.read() as s:
             return q.events(s, q.find_space(s, name), limit=limit)
 
-    def logs(self, name: str, service: str, *, tail: int, follow: bool) -> Iterator[str]:
+    def logs(
+        self,
+        name: str,
+        service: str,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
+    ) -> Iterator[str]:
         with self.store.read() as s:
             space = q.find_space(s, name)
             q.service_state(space, service)
             snapshot = Snapshot.of(space)
         return self.runtime(snapshot.runtime).logs(
-            snapshot.ref, ServiceName(service), tail=tail, follow=follow
+            snapshot.ref, ServiceName(service), tail=tail, follow=follow, stop=stop
         )
 
     def runtime_status(self) -> dict[str, dict[str, object]]:

@@ -59,9 +59,9 @@ def test_services_are_resolved_with_addresses_params_and_overrides():
 
 
 def test_set_overrides_are_parsed_and_checked_against_the_template():
-    assert parse_sets({"api.version": "x", "db.env.A": "b"}, TEMPLATE) == {
+    assert parse_sets({"api.version": "x", "db.version": "y"}, TEMPLATE) == {
         "api": {"version": "x"},
-        "db": {"env.A": "b"},
+        "db": {"version": "y"},
     }
     with pytest.raises(Invalid, match="unknown service 'cache'"):
         parse_sets({"cache.version": "x"}, TEMPLATE)
