@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import logging
@@ -11,12 +12,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
 from launchbay.api.app import create_app
+from launchbay.api.follows import FollowLimits, Follows
+from launchbay.api.guard import DEFAULT_MAX_BODY
 from launchbay.domain.errors import Invalid
+from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
 from launchbay.engine.accounts import Accounts
@@ -29,6 +34,7 @@ from launchbay.portal.sessions import load_secret
 
 __all__ = [
     "EngineSettings",
+    "FollowLimits",
     "KubernetesSettings",
     "ServerSettings",
     "build",
@@ -114,6 +120,13 @@ class ServerSettings:
     log_level: str = "info"
     config: ServerConfig = field(default_factory=ServerConfig)
     kubernetes: KubernetesSettings | None = None
+    follows: FollowLimits = field(default_factory=FollowLimits)
+    # Host names requests may carry besides the loopback ones (DNS rebinding): on a server
+    # that listens beyond loopback and names none, any host is answered.
+    allowed_hosts: tuple[str, ...] = ()
+    max_body: int = DEFAULT_MAX_BODY  # bytes of one request body (webhooks have their own)
+    # Run the process runtime's services as this user (when the server runs as root).
+    service_user: str | None = None
 
     @property
     def db_url(self) -> str:
@@ -121,7 +134,10 @@ class ServerSettings:
 
     @property
     def url(self) -> str:
+        """Where a client on this machine reaches the server (the CLI's `local` context)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
     @property
@@ -133,6 +149,12 @@ class ServerSettings:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    def answered_hosts(self) -> frozenset[str] | None:
+        named = frozenset(host_name(h) for h in self.allowed_hosts)
+        if self.loopback_only:
+            return LOOPBACK_NAMES | named
+        return named or None
 
     @property
     def token_file(self) -> Path:
@@ -148,12 +170,24 @@ class ServerSettings:
         )
 
 
+def private_data_dir(path: Path) -> None:
+    """The data dir holds the admin token, the session secret and the database: 0700, and
+    each file in it 0600, whatever an earlier version or a user's umask left."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    for entry in path.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            entry.chmod(0o600)
+
+
 def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings.data_dir)
     store = Store(settings.db_url)
     store.migrate()
     runtimes: dict[str, Runtime] = {
-        "process": ProcessRuntime(settings.data_dir / "runtime" / "process"),
+        "process": ProcessRuntime(
+            settings.data_dir / "runtime" / "process", user=settings.service_user
+        ),
         "compose": ComposeRuntime(settings.data_dir / "runtime" / "compose"),
     }
     if settings.kubernetes is not None:
@@ -182,7 +216,14 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
             ", ".join(settings.config.github.repositories) or "no repository",
         )
     app = create_app(
-        engine=engine, accounts=accounts, deploys=deploys, github=github, on_start=engine.start
+        engine=engine,
+        accounts=accounts,
+        deploys=deploys,
+        github=github,
+        on_start=engine.start,
+        follows=Follows(settings.follows),
+        allowed_hosts=settings.answered_hosts(),
+        max_body=settings.max_body,
     )
     portal.install(
         app,
@@ -231,12 +272,30 @@ def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:
     return KubernetesRuntime(LimitedApiClient(configuration), Helm(env=env), cluster)
 
 
+def own_data_dir(data_dir: Path) -> IO[str]:
+    """One server per data dir: an exclusive lock held while it runs (released by the
+    kernel if it dies), taken before anything in the data dir is written."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = (data_dir / "server.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise Invalid(
+            f"another Launchbay server uses the data dir {data_dir}; stop it, or give this "
+            "one its own --data-dir"
+        ) from None
+    return lock
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound before anything is written: a server that cannot
     listen (the port is taken) must change no token, no context and no state file."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if host == "::":  # every address, IPv4 too: the recorded http://127.0.0.1 must answer
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     try:
         sock.bind((host, port))
         sock.listen(2048)
@@ -258,11 +317,23 @@ def serve(settings: ServerSettings, *, on_listening: Callable[[], None] | None =
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("settings: %s", settings.describe())
-    sock = listen(settings.host, settings.port)
+    os.umask(0o077)  # every file the server writes is its own (services get 0022 back)
+    lock = own_data_dir(settings.data_dir)
+    if os.geteuid() == 0 and settings.service_user is None and not settings.loopback_only:
+        log.warning(
+            "running as root without --service-user: process services run as root and "
+            "can read the server's files; set --service-user (e.g. nobody) on a shared server"
+        )
+    try:
+        sock = listen(settings.host, settings.port)
+    except BaseException:
+        lock.close()
+        raise
     try:
         app = build(settings)
     except BaseException:
         sock.close()
+        lock.close()
         raise
     state_file = settings.data_dir / "server.json"
     state_file.write_text(
@@ -282,3 +353,4 @@ def serve(settings: ServerSettings, *, on_listening: Callable[[], None] | None =
     finally:
         sock.close()
         state_file.unlink(missing_ok=True)
+        lock.close()

@@ -11,6 +11,8 @@ from sqlalchemy import text
 
 from launchbay import __version__
 from launchbay.api import docs, errors, webhooks
+from launchbay.api.follows import Follows
+from launchbay.api.guard import DEFAULT_MAX_BODY, Guard
 from launchbay.api.routes import router
 from launchbay.engine.accounts import Accounts
 from launchbay.engine.deploys import Deploys
@@ -26,7 +28,11 @@ def create_app(
     deploys: Deploys,
     github: GitHubHooks | None = None,
     on_start: Callable[[], None] | None = None,
+    follows: Follows | None = None,
+    allowed_hosts: frozenset[str] | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
+    """`allowed_hosts`: the Host names requests may carry (None: any)."""
     """The server's app. `on_start` runs once the app serves (the engine loops start there)."""
 
     @asynccontextmanager
@@ -43,7 +49,9 @@ def create_app(
     app.state.accounts = accounts
     app.state.deploys = deploys
     app.state.github = github
+    app.state.follows = follows or Follows()
     errors.install(app)
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=max_body)
     docs.install(app)
     app.include_router(router)
     app.include_router(webhooks.router)
@@ -71,6 +79,11 @@ def create_app(
         lines += [
             f'launchbay_spaces{{phase="{phase}"}} {count}'
             for phase, count in sorted(counts.items())
+        ]
+        lines += [
+            "# HELP launchbay_log_follows Logs followed right now.",
+            "# TYPE launchbay_log_follows gauge",
+            f"launchbay_log_follows {app.state.follows.open}",
         ]
         return "\n".join(lines) + "\n"
 

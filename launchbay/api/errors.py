@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from launchbay.api.follows import TooManyFollows
 from launchbay.domain.errors import (
     Conflict,
     Forbidden,
@@ -26,6 +27,7 @@ from launchbay.domain.errors import (
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[LaunchbayError], int] = {
+    TooManyFollows: 429,
     Invalid: 422,
     NotFound: 404,
     Forbidden: 403,

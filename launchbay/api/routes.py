@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from launchbay.api.deps import AccountsDep, ActorDep, DeploysDep, EngineDep, actor
+from launchbay.api.follows import Follows
 from launchbay.api.schemas import (
     ApplySpaceIn,
     CreateSpaceIn,
@@ -182,15 +185,28 @@ def space_events(
 
 
 @router.get("/spaces/{name}/logs/{service}", response_class=Response, tags=["spaces"])
-def service_logs(
+async def service_logs(
+    request: Request,
     name: str,
     service: str,
     engine: EngineDep,
+    caller: ActorDep,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
     follow: bool = False,
 ) -> StreamingResponse:
-    lines = engine.logs(name, service, tail=tail, follow=follow)
-    return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
+    """The service's last `tail` log lines; with `follow`, new ones as they come, until the
+    client goes away (429 beyond the server's caps on concurrent follows)."""
+    stop = threading.Event()
+    lines = await run_in_threadpool(
+        lambda: engine.logs(name, service, tail=tail, follow=follow, stop=stop)
+    )
+    media = "text/plain; charset=utf-8"
+    if not follow:
+        return StreamingResponse(lines, media_type=media)
+    follows: Follows = request.app.state.follows
+    follows.acquire(caller.name)
+    stream = follows.stream(caller.name, lines, stop=stop, gone=request.is_disconnected)
+    return StreamingResponse(stream, media_type=media)
 
 
 @router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
@@ -214,8 +230,8 @@ def whoami(caller: ActorDep) -> dict[str, object]:
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise Invalid(f"cursor {raw!r} is not one this server gave out")
+    if not raw.isdigit() or len(raw) > 18:
+        raise Invalid(f"cursor {raw[:40]!r} is not one this server gave out")
     return int(raw)
 
 

@@ -3,6 +3,7 @@ so that `bay --version` and quick commands start fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -142,11 +143,39 @@ def server(
             envvar="LAUNCHBAY_BASE_DOMAIN", help="endpoints become Ingress hosts under it"
         ),
     ] = "",
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a host name requests may carry (repeat for more); a loopback server "
+            "answers only loopback names and these"
+        ),
+    ] = None,
+    service_user: Annotated[
+        str | None,
+        typer.Option(help="run process services as this user (a server running as root)"),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option(min=1024, help="bytes one request body may have (413 beyond)")
+    ] = 1024 * 1024,
+    max_follows: Annotated[
+        int, typer.Option(min=1, help="logs followed at once, by everyone (429 beyond)")
+    ] = 200,
+    max_follows_per_user: Annotated[
+        int, typer.Option(min=1, help="logs followed at once by one user (429 beyond)")
+    ] = 20,
+    admin_only_runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="only admins may create spaces on this runtime (repeat for more; default: "
+            "process, on a server that listens beyond loopback)"
+        ),
+    ] = None,
 ) -> None:
     """Run the Launchbay server: API, portal and the engine's loops."""
     from launchbay.domain.errors import Invalid
     from launchbay.server import (
         EngineSettings,
+        FollowLimits,
         KubernetesSettings,
         ServerSettings,
         default_data_dir,
@@ -193,6 +222,19 @@ def server(
             copilot=copilot,
         ),
     )
+    if service_user is not None:
+        _check_service_user(service_user)
+    restricted = admin_only_runtime
+    if restricted is None:
+        restricted = [] if settings.loopback_only else ["process"]
+    settings = dataclasses.replace(
+        settings,
+        engine=dataclasses.replace(settings.engine, admin_only_runtimes=frozenset(restricted)),
+        follows=FollowLimits(per_user=max_follows_per_user, total=max_follows),
+        allowed_hosts=tuple(allowed_host or ()),
+        max_body=max_body,
+        service_user=service_user,
+    )
 
     def record_local_context() -> None:
         ctx.set_context(
@@ -206,6 +248,20 @@ def server(
         serve(settings, on_listening=record_local_context)
     except Invalid as e:
         raise CliError(e.message, ExitStatus.USAGE) from e
+
+
+def _check_service_user(name: str) -> None:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        raise CliError(f"--service-user: no user named {name!r} here", ExitStatus.USAGE) from None
+    if os.geteuid() != 0:
+        raise CliError(
+            "--service-user needs a server running as root (it starts services as that user)",
+            ExitStatus.USAGE,
+        )
 
 
 # -- templates -------------------------------------------------------------------------------

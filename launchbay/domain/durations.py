@@ -10,11 +10,16 @@ from launchbay.domain.errors import Invalid
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)(ms|[smhdw])")
 _WHOLE = re.compile(r"^(\d+(ms|[smhdw]))+$")
+# Longer than any TTL, extension or timeout anyone means, and far inside what datetime
+# arithmetic can hold (timedelta tops out near 2.7 million years).
+LONGEST = timedelta(days=3660)
 
 
 def parse_duration(raw: str) -> timedelta:
     """Parse `1h30m`-style text. A unit is required: a bare `90` is ambiguous."""
     text = raw.strip().lower()
+    if len(text) > 40:
+        raise Invalid(f"duration {raw[:40]!r}... is too long: at most {format_duration(LONGEST)}")
     if not _WHOLE.match(text):
         raise Invalid(
             f"{raw!r} is not a duration: write a number with a unit, like 30s, 15m, 2h, 1h30m or 3d"
@@ -22,6 +27,8 @@ def parse_duration(raw: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
     if seconds <= 0:
         raise Invalid(f"duration {raw!r} must be longer than zero")
+    if seconds > LONGEST.total_seconds():
+        raise Invalid(f"duration {raw!r} is too long: at most {format_duration(LONGEST)}")
     return timedelta(seconds=seconds)
 
 

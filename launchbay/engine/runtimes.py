@@ -183,9 +183,15 @@ class GuardedRuntime(Runtime):
         return held
 
     def logs(
-        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+        self,
+        space: SpaceRef,
+        service: ServiceName,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
-        return self._call(lambda r: r.logs(space, service, tail=tail, follow=follow))
+        return self._call(lambda r: r.logs(space, service, tail=tail, follow=follow, stop=stop))
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
         return self._call(lambda r: r.warnings(space))

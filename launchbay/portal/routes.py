@@ -32,6 +32,7 @@ from launchbay.domain.errors import (
     NotFound,
     Unauthorized,
 )
+from launchbay.domain.hosts import is_loopback_host
 from launchbay.domain.names import parse_space_name
 from launchbay.domain.spec import choose_ttl
 from launchbay.engine.accounts import ADMIN, Accounts
@@ -181,7 +182,8 @@ def signin_local(
     """One click, as the local admin: only on a loopback-only server, from the machine itself."""
     check_csrf(request, csrf)
     client = request.client.host if request.client else ""
-    if not portal(request).loopback_only or not _is_loopback(client):
+    loopback = _is_loopback(client) and is_loopback_host(request.headers.get("host", ""))
+    if not portal(request).loopback_only or not loopback:
         raise Forbidden(
             "signing in without a token works only on a loopback-only server, from that machine"
         )

@@ -9,9 +9,12 @@ to Launchbay after a crash and never touch anything else.
 from __future__ import annotations
 
 import abc
+import contextlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from launchbay.domain.errors import PermanentError, TemporaryError
 from launchbay.domain.names import ServiceName, SpaceName
@@ -107,9 +110,17 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def logs(
-        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+        self,
+        space: SpaceRef,
+        service: ServiceName,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
-        """The service's log lines, the last `tail` of them, then new ones if `follow`."""
+        """The service's log lines, the last `tail` of them, then new ones if `follow`
+        until `stop` is set: a follow must notice `stop` within about a second, even while
+        the log is quiet (the server ends follows whose client went away)."""
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
         """Warnings the runtime reports for the space, for its timeline. Optional."""
@@ -166,6 +177,36 @@ class Unloadable(Runtime):
         raise self._fail()
 
     def logs(
-        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+        self,
+        space: SpaceRef,
+        service: ServiceName,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
         raise self._fail()
+
+
+@contextlib.contextmanager
+def closed_on(stop: threading.Event | None, stream: Any) -> Iterator[None]:
+    """Close `stream` (a blocking log stream) from another thread once `stop` is set, so
+    that a follow waiting for the next line ends anyway."""
+    if stop is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if stop.wait(0.5):
+                with contextlib.suppress(Exception):  # whatever the library raises on close
+                    stream.close()
+                return
+
+    watcher = threading.Thread(target=watch, name="launchbay-log-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()

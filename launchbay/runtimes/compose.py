@@ -30,7 +30,13 @@ from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
 from launchbay.domain.template import Service
 from launchbay.runtimes import probes, proc
-from launchbay.runtimes.base import Runtime, RuntimeUnavailable, ServiceFailed, SpaceRef
+from launchbay.runtimes.base import (
+    Runtime,
+    RuntimeUnavailable,
+    ServiceFailed,
+    SpaceRef,
+    closed_on,
+)
 from launchbay.runtimes.process import read_json, write_json
 
 LABEL_MANAGED = "dev.launchbay.managed-by"
@@ -180,7 +186,13 @@ class ComposeRuntime(Runtime):
         return found
 
     def logs(
-        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+        self,
+        space: SpaceRef,
+        service: ServiceName,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
         container = self._container(space.name, service)
         if container is None:
@@ -188,11 +200,12 @@ class ComposeRuntime(Runtime):
         stream = container.logs(stream=True, follow=follow, tail=tail)
         pending = b""
         try:
-            for chunk in stream:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line.decode(errors="replace") + "\n"
+            with closed_on(stop, stream):
+                for chunk in stream:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        yield line.decode(errors="replace") + "\n"
             if pending:
                 yield pending.decode(errors="replace")
         finally:

@@ -36,17 +36,29 @@ from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
 LABEL_ROOT = "LAUNCHBAY_ROOT"
 LABEL_SPACE = "LAUNCHBAY_SPACE"
 LABEL_SERVICE = "LAUNCHBAY_SERVICE"
-# The server's own secrets and settings are not the services' business.
-_PRIVATE_ENV_PREFIXES = ("BAY_", "LAUNCHBAY_")
+# A service starts with a clean environment: these of the server's, then what the
+# template and the space give it. Anything else (tokens, database URLs, cloud credentials)
+# is the server's business, not the services'.
+_PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
 class ProcessRuntime(Runtime):
     name = "process"
 
-    def __init__(self, root: Path, *, host: str = "127.0.0.1", stop_grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        stop_grace: float = 5.0,
+        user: str | None = None,
+    ) -> None:
+        """`user`: run services as this user (the server runs as root), so that they cannot
+        read the server's files; their working folder is then `/` unless the template says."""
         self.root = root.resolve()
         self.host = host
         self.stop_grace = stop_grace
+        self.user = user
         self._pids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -90,7 +102,7 @@ class ProcessRuntime(Runtime):
         self._terminate(space.name, service.name)
         folder = self._folder(space.name)
         folder.mkdir(parents=True, exist_ok=True)
-        cwd = Path(section.cwd) if section.cwd else folder
+        cwd = Path(section.cwd) if section.cwd else (Path("/") if self.user else folder)
         address = self.addresses(space, {service.name: service.spec})[service.name]
         env = self._environment(space, service, address)
         log_path = folder / f"{service.name}.log"
@@ -101,7 +113,7 @@ class ProcessRuntime(Runtime):
             )
             log.flush()
             try:
-                pid = proc.spawn(section.command, env=env, cwd=cwd, log=log)
+                pid = proc.spawn(section.command, env=env, cwd=cwd, log=log, user=self.user)
             except FileNotFoundError as e:
                 raise ServiceFailed(service.name, f"command not found: {section.command[0]}") from e
             except PermissionError as e:
@@ -110,6 +122,10 @@ class ProcessRuntime(Runtime):
                 ) from e
             except NotADirectoryError as e:
                 raise ServiceFailed(service.name, f"working folder does not exist: {cwd}") from e
+            except OSError as e:  # E2BIG (arguments or environment too long), ENOMEM, ...
+                raise ServiceFailed(
+                    service.name, f"cannot start {section.command[0]}: {e.strerror or e}"
+                ) from e
         with self._lock:
             self._pids[(space.name, service.name)] = pid
         write_json(folder / f"{service.name}.pid", {"pid": pid, "start_time": _start_time(pid)})
@@ -150,17 +166,25 @@ class ProcessRuntime(Runtime):
         return found
 
     def logs(
-        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+        self,
+        space: SpaceRef,
+        service: ServiceName,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
         path = self._folder(space.name) / f"{service}.log"
         if not path.exists():
             return
         with path.open("rb") as f:
             yield from _last_lines(f, tail)
-            while follow and path.exists():
+            while follow and path.exists() and not (stop is not None and stop.is_set()):
                 line = f.readline()
                 if line:
                     yield line.decode(errors="replace")
+                elif stop is not None:
+                    stop.wait(0.2)
                 else:
                     time.sleep(0.2)
 
@@ -179,19 +203,22 @@ class ProcessRuntime(Runtime):
     def _environment(
         self, space: SpaceRef, service: ResolvedService, address: Address
     ) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
-        env.update(
-            {
-                "PORT": str(address.port),
-                "HOST": address.host,
-                "LAUNCHBAY_VERSION": service.version,
-                LABEL_ROOT: str(self.root),
-                LABEL_SPACE: space.name,
-                LABEL_SERVICE: service.name,
-            }
-        )
+        env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith("LC_")}
+        if self.user:
+            import pwd
+
+            account = pwd.getpwnam(self.user)
+            env |= {"HOME": account.pw_dir, "USER": self.user, "LOGNAME": self.user}
+        env |= {"PORT": str(address.port), "HOST": address.host}
         if service.spec.process is not None:
             env.update(service.spec.process.env)
+        # Launchbay's labels last: nothing the template or a space sets may change them.
+        env |= {
+            "LAUNCHBAY_VERSION": service.version,
+            LABEL_ROOT: str(self.root),
+            LABEL_SPACE: space.name,
+            LABEL_SERVICE: service.name,
+        }
         return env
 
     def _alive_record(self, space: str, service: str) -> dict[str, Any] | None:

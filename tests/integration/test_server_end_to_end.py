@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tests.integration import templates as extra
-from tests.support import ServerProcess, json_of, labelled_processes, wait_until
+from tests.support import ServerProcess, free_port, json_of, labelled_processes, wait_until
 
 
 @pytest.fixture
@@ -318,3 +319,34 @@ def test_a_server_that_cannot_listen_changes_no_context_token_or_state_file(serv
     assert not (other / "admin-token").exists()
     assert (server.data_dir / "server.json").read_text() == state
     assert server.bay("space", "list").returncode == 0  # the CLI still reaches the first
+
+
+def test_one_server_per_data_dir_and_the_second_touches_nothing(server):
+    state = (server.data_dir / "server.json").read_text()
+    result = server.bay(
+        "server",
+        "--templates",
+        str(server.templates),
+        "--data-dir",
+        str(server.data_dir),
+        "--port",
+        str(free_port()),
+        token="",
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "another Launchbay server uses the data dir" in result.stderr
+    assert (server.data_dir / "server.json").read_text() == state
+    assert server.bay("space", "list").returncode == 0
+
+
+def test_a_server_on_every_address_records_an_address_that_answers(tmp_path, templates):
+    s = ServerProcess(home=tmp_path / "any", templates=templates, extra_args=["--host", "::"])
+    s.home.mkdir()
+    s.start()
+    try:
+        recorded = json.loads((s.data_dir / "server.json").read_text())["url"]
+        assert recorded == f"http://127.0.0.1:{s.port}"
+        assert httpx.get(f"{recorded}/healthz").status_code == 200
+    finally:
+        s.stop()

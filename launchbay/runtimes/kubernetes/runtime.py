@@ -10,6 +10,7 @@ precondition so that one re-created under the same name is never removed by mist
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from launchbay.runtimes.base import (
     RuntimeUnavailable,
     ServiceFailed,
     SpaceRef,
+    closed_on,
 )
 from launchbay.runtimes.kubernetes.cache import WatchCache
 from launchbay.runtimes.kubernetes.client import LimitedApiClient
@@ -280,7 +282,13 @@ class KubernetesRuntime(Runtime):
         return found
 
     def logs(
-        self, space: SpaceRef, service: ServiceName, *, tail: int, follow: bool
+        self,
+        space: SpaceRef,
+        service: ServiceName,
+        *,
+        tail: int,
+        follow: bool,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
         namespace = self._namespace(space.name)
         pods = [
@@ -299,8 +307,9 @@ class KubernetesRuntime(Runtime):
                 )
             except ApiException as e:
                 raise _unavailable(e, verb="get", resource="pods/log") from e
-            for line in stream.stream():  # urllib3 response, as _preload_content=False gives
-                yield line.decode(errors="replace")
+            with closed_on(stop, stream):
+                for line in stream.stream():  # urllib3 response, as _preload_content=False gives
+                    yield line.decode(errors="replace")
 
     def close(self) -> None:
         for cache in (self._deployments, self._pods, self._events, *self._workload_caches.values()):
