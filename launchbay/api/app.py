@@ -69,6 +69,11 @@ def create_app(
             return JSONResponse(
                 {"status": "store unavailable", "detail": str(e)[:200]}, status_code=503
             )
+        if not engine.store.can_write():
+            detail = (engine.store.write_failure or "")[:200]
+            return JSONResponse(
+                {"status": "store cannot take writes", "detail": detail}, status_code=503
+            )
         return JSONResponse({"status": "ready", "leader": engine.leader.holds()})
 
     @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from launchbay.domain.auth import Actor
 from launchbay.engine.accounts import Accounts
@@ -27,8 +28,15 @@ def deploys(request: Request) -> Deploys:
     return value
 
 
-def actor(request: Request) -> Actor:
-    """The caller, from `Authorization: Bearer <token>`; 401 without a valid one."""
+BEARER = HTTPBearer(auto_error=False, description="an API token: `bay user create` prints one")
+
+
+def actor(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Actor:
+    """The caller, from `Authorization: Bearer <token>`; 401 without a valid one. (BEARER
+    only puts the scheme into the OpenAPI description; the header is read here.)"""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return accounts(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from launchbay.api.follows import TooManyFollows
 from launchbay.domain.errors import (
@@ -58,12 +59,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
-        return respond(request, str(error.detail), error.status_code, headers=error.headers)
+        headers = error.headers
+        if error.status_code == 405:
+            headers = {"Allow": ", ".join(_methods_at(request))}
+        return respond(request, str(error.detail), error.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("%s %s failed unexpectedly", request.method, request.url.path)
         return respond(request, "internal error; the server log has the details", 500)
+
+
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route answers at this path. Starlette's own 405 names only the
+    methods of the first route that matched the path, and FastAPI makes one route a method."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "\0"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _is_api(request: Request) -> bool:

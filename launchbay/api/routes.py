@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from launchbay.api.deps import AccountsDep, ActorDep, DeploysDep, EngineDep, actor
 from launchbay.api.follows import Follows
 from launchbay.api.schemas import (
+    DURATION,
+    ERROR_RESPONSES,
+    LABEL,
+    SERVICE_NAME,
+    SPACE_NAME,
     ApplySpaceIn,
     CreateSpaceIn,
     DeployIn,
@@ -31,7 +36,11 @@ from launchbay.engine.engine import CreateSpace, Engine
 from launchbay.store.models import Space
 from launchbay.store.queries import SpaceFilter
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(actor)])
+SpaceNameIn = Annotated[str, Path(json_schema_extra=SPACE_NAME)]
+TemplateNameIn = Annotated[str, Path(json_schema_extra=LABEL)]
+ServiceNameIn = Annotated[str, Path(json_schema_extra=SERVICE_NAME)]
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(actor)], responses=ERROR_RESPONSES)
 
 
 @router.get("/templates", response_model=list[TemplateOut], tags=["templates"])
@@ -46,7 +55,7 @@ def template_problems(engine: EngineDep) -> TemplateProblems:
 
 
 @router.get("/templates/{name}", response_model=TemplateOut, tags=["templates"])
-def get_template(name: str, engine: EngineDep) -> TemplateOut:
+def get_template(name: TemplateNameIn, engine: EngineDep) -> TemplateOut:
     return TemplateOut.of(engine.catalog.get(name))
 
 
@@ -67,7 +76,13 @@ def create_space(body: CreateSpaceIn, engine: EngineDep, caller: ActorDep) -> Sp
 def list_spaces(
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page",
+            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+        ),
+    ] = None,
     owner: str | None = None,
     phase: str | None = None,
     template: str | None = None,
@@ -92,7 +107,7 @@ def list_spaces(
 
 @router.put("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
 def apply_space(
-    name: str,
+    name: SpaceNameIn,
     body: ApplySpaceIn,
     engine: EngineDep,
     deploys: DeploysDep,
@@ -117,13 +132,15 @@ def apply_space(
 
 @router.post("/spaces/{name}/deploy", response_model=DeployOut, tags=["spaces"])
 def deploy_service(
-    name: str,
+    name: SpaceNameIn,
     body: DeployIn,
     deploys: DeploysDep,
     caller: ActorDep,
     response: Response,
     wait: bool = False,
-    timeout: Annotated[str, Query(description="how long ?wait=true waits, e.g. 15m")] = "15m",
+    timeout: Annotated[
+        str, Query(description="how long ?wait=true waits, e.g. 15m", json_schema_extra=DURATION)
+    ] = "15m",
 ) -> DeployOut:
     """Redeploy one service. 202 at once, or with ?wait=true the finished deploy (200)."""
     seconds = parse_duration(timeout).total_seconds()
@@ -144,51 +161,60 @@ def deploy_service(
 
 @router.get("/spaces/{name}/deploys", response_model=list[DeployOut], tags=["spaces"])
 def deploy_history(
-    name: str, deploys: DeploysDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    name: SpaceNameIn, deploys: DeploysDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[DeployOut]:
     """Newest first: which service, from which version to which, who, when, result, duration."""
     return [DeployOut.of(d) for d in deploys.history(name, limit=limit)]
 
 
 @router.get("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
-def get_space(name: str, engine: EngineDep) -> SpaceOut:
+def get_space(name: SpaceNameIn, engine: EngineDep) -> SpaceOut:
     return _out(engine, engine.get(name))
 
 
 @router.delete("/spaces/{name}", response_model=SpaceOut, status_code=202, tags=["spaces"])
-def delete_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+def delete_space(name: SpaceNameIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
     """Idempotent: a space already being deleted, or deleted, is returned as it is."""
     return _out(engine, engine.delete(name, actor=caller))
 
 
 @router.post("/spaces/{name}/extend", response_model=SpaceOut, tags=["spaces"])
-def extend_space(name: str, body: ExtendIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+def extend_space(
+    name: SpaceNameIn, body: ExtendIn, engine: EngineDep, caller: ActorDep
+) -> SpaceOut:
     return _out(engine, engine.extend(name, by=body.by, actor=caller))
 
 
 @router.post("/spaces/{name}/sleep", response_model=SpaceOut, status_code=202, tags=["spaces"])
-def sleep_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+def sleep_space(name: SpaceNameIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
     return _out(engine, engine.sleep(name, actor=caller))
 
 
 @router.post("/spaces/{name}/wake", response_model=SpaceOut, status_code=202, tags=["spaces"])
-def wake_space(name: str, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+def wake_space(name: SpaceNameIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
     return _out(engine, engine.wake(name, actor=caller))
 
 
 @router.get("/spaces/{name}/events", response_model=list[EventOut], tags=["spaces"])
 def space_events(
-    name: str, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    name: SpaceNameIn, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[EventOut]:
     """Newest first."""
     return [EventOut.of(e) for e in engine.events(name, limit=limit)]
 
 
-@router.get("/spaces/{name}/logs/{service}", response_class=Response, tags=["spaces"])
+@router.get(
+    "/spaces/{name}/logs/{service}",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "lines"}
+    },
+    tags=["spaces"],
+)
 async def service_logs(
     request: Request,
-    name: str,
-    service: str,
+    name: SpaceNameIn,
+    service: ServiceNameIn,
     engine: EngineDep,
     caller: ActorDep,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 200,

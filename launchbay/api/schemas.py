@@ -7,9 +7,49 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from launchbay.domain.durations import format_duration
-from launchbay.domain.template import Template
+from launchbay.domain.durations import DURATION_PATTERN, format_duration
+from launchbay.domain.names import (
+    LABEL_PATTERN,
+    LETTER_LABEL_PATTERN,
+    MAX_SERVICE_NAME,
+    MAX_SPACE_NAME,
+)
+from launchbay.domain.template import RUNTIMES, Template
 from launchbay.store.models import Deploy, Event, Space
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers: one message, written for people."""
+
+    detail: str = Field(description="what went wrong and, where there is one, the fix")
+
+
+_ERRORS = {
+    400: "the Host header is not one this server answers to",
+    401: "no token, or one the server does not know",
+    403: "the caller may not do this",
+    404: "no such thing",
+    409: "the request clashes with the current state",
+    413: "the request body is over the server's limit",
+    422: "the request is malformed or breaks a rule; nothing was changed",
+    429: "too many followed logs at once",
+    503: "a runtime or the store cannot be reached now; try again later",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": why} for code, why in _ERRORS.items()
+}
+
+
+def rule(pattern: str, max_length: int) -> dict[str, Any]:
+    """A rule the domain checks (with its own messages), shown in the OpenAPI description."""
+    return {"pattern": pattern, "maxLength": max_length, "minLength": 1}
+
+
+SPACE_NAME = rule(LABEL_PATTERN, MAX_SPACE_NAME)
+LABEL = rule(LABEL_PATTERN, 63)
+SERVICE_NAME = rule(LETTER_LABEL_PATTERN, MAX_SERVICE_NAME)
+DURATION = rule(DURATION_PATTERN, 40)
+RUNTIME: dict[str, Any] = {"enum": list(RUNTIMES)}
 
 
 class Body(BaseModel):
@@ -17,11 +57,13 @@ class Body(BaseModel):
 
 
 class CreateSpaceIn(Body):
-    name: str
-    template: str
-    runtime: str = "process"
+    name: str = Field(json_schema_extra=SPACE_NAME)
+    template: str = Field(json_schema_extra=LABEL)
+    runtime: str = Field(default="process", json_schema_extra=RUNTIME)
     ttl: str | None = Field(
-        default=None, description="e.g. 30m, 2h; the template's default if omitted"
+        default=None,
+        description="e.g. 30m, 2h; the template's default if omitted",
+        json_schema_extra=DURATION,
     )
     params: dict[str, str] = {}
     overrides: dict[str, str] = Field(
@@ -32,10 +74,12 @@ class CreateSpaceIn(Body):
 class ApplySpaceIn(Body):
     """The whole wanted state of a space: what is not given goes back to the template's default."""
 
-    template: str
-    runtime: str = "process"
+    template: str = Field(json_schema_extra=LABEL)
+    runtime: str = Field(default="process", json_schema_extra=RUNTIME)
     ttl: str | None = Field(
-        default=None, description="on update, keeps the space at least this long"
+        default=None,
+        description="on update, keeps the space at least this long",
+        json_schema_extra=DURATION,
     )
     params: dict[str, str] = {}
     overrides: dict[str, str] = Field(default={}, alias="set")
@@ -43,7 +87,7 @@ class ApplySpaceIn(Body):
 
 
 class DeployIn(Body):
-    service: str
+    service: str = Field(json_schema_extra=SERVICE_NAME)
     version: str | None = None
     overrides: dict[str, str] = Field(
         default={}, alias="set", description='keys of this service, e.g. {"env.DEBUG": "1"}'
@@ -102,11 +146,11 @@ class DeliveryOut(BaseModel):
 
 
 class ExtendIn(Body):
-    by: str = Field(description="how much longer, e.g. 1h")
+    by: str = Field(description="how much longer, e.g. 1h", json_schema_extra=DURATION)
 
 
 class UserIn(Body):
-    name: str
+    name: str = Field(json_schema_extra=LABEL)
     admin: bool = False
 
 

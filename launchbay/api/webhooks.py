@@ -9,14 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from launchbay.api.deps import ActorDep, engine
-from launchbay.api.schemas import DeliveryOut
+from launchbay.api.schemas import ERROR_RESPONSES, DeliveryOut
 from launchbay.domain.auth import require_admin
 from launchbay.domain.errors import NotFound
 from launchbay.engine.engine import Engine
 from launchbay.engine.webhooks import GitHubHooks
 from launchbay.store import queries as q
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
 
 def github_hooks(request: Request) -> GitHubHooks:

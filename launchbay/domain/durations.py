@@ -10,6 +10,7 @@ from launchbay.domain.errors import Invalid
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)(ms|[smhdw])")
 _WHOLE = re.compile(r"^(\d+(ms|[smhdw]))+$")
+DURATION_PATTERN = r"^([0-9]+(ms|[smhdwSMHDW]))+$"
 # Longer than any TTL, extension or timeout anyone means, and far inside what datetime
 # arithmetic can hold (timedelta tops out near 2.7 million years).
 LONGEST = timedelta(days=3660)

@@ -22,6 +22,9 @@ MAX_SERVICE_NAME = 30
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The rules above as JSON Schema, for the API's description.
+LABEL_PATTERN = _DNS_LABEL.pattern
+LETTER_LABEL_PATTERN = _DNS_1035_LABEL.pattern
 
 
 def _check_label(raw: str, *, what: str, max_length: int, pattern: re.Pattern[str]) -> str:

@@ -9,13 +9,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from launchbay.domain.errors import TemporaryError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreUnavailable(TemporaryError):
+    """The database cannot take writes right now (disk full, read-only, unreachable)."""
 
 
 class Store:
@@ -33,6 +40,8 @@ class Store:
         writer = self.engine.execution_options(launchbay_write=True)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
+        # Why the last write failed, until one succeeds: /readyz says not ready meanwhile.
+        self.write_failure: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -48,8 +57,32 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._writer() as session, session.begin():
-            yield session
+        """A write transaction. A database that cannot take it (disk full, read-only,
+        gone) raises StoreUnavailable naming why, which callers answer with 503."""
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except OperationalError as e:
+            reason = str(e.orig or e).strip().splitlines()[0]
+            self.write_failure = reason
+            raise StoreUnavailable(f"the store cannot take writes: {reason}") from e
+        self.write_failure = None
+
+    def can_write(self) -> bool:
+        """Whether a write gets through now (after one failed): a real write on SQLite,
+        which touches the disk, a write transaction elsewhere."""
+        if self.write_failure is None:
+            return True
+        try:
+            with self.write() as s:
+                if self.is_sqlite:
+                    version = s.execute(text("PRAGMA user_version")).scalar_one()
+                    s.execute(text(f"PRAGMA user_version = {int(version)}"))
+                else:
+                    s.execute(text("SELECT 1"))
+        except StoreUnavailable:
+            return False
+        return True
 
     @contextmanager
     def read(self) -> Iterator[Session]:

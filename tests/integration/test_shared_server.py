@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -281,3 +283,63 @@ def test_a_service_cannot_read_the_servers_secrets(limited_server, templates):
     assert oct(server.data_dir.stat().st_mode & 0o777) == "0o700"
     for name in ("admin-token", "session-secret", "launchbay.db"):
         assert oct((server.data_dir / name).stat().st_mode & 0o777) == "0o600", name
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB file system of its own (tmpfs), to fill up."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_full_disk_is_a_clear_503_and_readyz_says_so_until_it_recovers(
+    small_disk, tmp_path, templates
+):
+    server = ServerProcess(home=tmp_path / "full", templates=templates)
+    server.home.mkdir()
+    server.home.joinpath("data").symlink_to(small_disk)
+    server.start()
+    try:
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        filler = small_disk / "filler"
+        with filler.open("wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        with server.client() as c:
+            answers = [
+                c.post("/api/v1/spaces", json={"name": f"full-{i}", "template": "quick"})
+                for i in range(5)
+            ]
+        refused = [a for a in answers if a.status_code == 503]
+        assert refused, [a.text for a in answers]
+        assert all(a.status_code in (201, 503) for a in answers)
+        assert "the store cannot take writes" in refused[0].json()["detail"]
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and "cannot take writes" in ready.json()["status"]
+        filler.unlink()
+        wait_until(
+            lambda: httpx.get(f"{server.url}/readyz").status_code == 200,
+            timeout=10,
+            what="ready again",
+        )
+        with server.client() as c:
+            assert (
+                c.post("/api/v1/spaces", json={"name": "room", "template": "quick"}).status_code
+                == 201
+            )
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("server_args", [["--admin-only-runtime", "process"]])
+def test_runtimes_the_admin_keeps_to_admins_are_refused_to_other_users(limited_server, alice):
+    server = limited_server
+    refused = server.bay("space", "create", "mine", "--template", "quick", token=alice)
+    assert refused.returncode == 4 and "only admins" in refused.stderr, refused.stderr
+    allowed = server.bay("space", "create", "theirs", "--template", "quick", "--wait")
+    assert allowed.returncode == 0, allowed.stderr
