@@ -19,6 +19,8 @@ from launchbay.domain.errors import TemporaryError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+# pg_advisory_xact_lock key for migrations ("lbmigr" in ASCII), distinct from the leader's.
+MIGRATION_LOCK = 0x6C626D69677200
 
 
 class StoreUnavailable(TemporaryError):
@@ -48,10 +50,16 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration. Idempotent."""
+        """Bring the schema to the newest migration. Idempotent, and safe to run from any
+        number of replicas at once: on PostgreSQL they take turns under an advisory lock, and
+        each after the first finds the schema current."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

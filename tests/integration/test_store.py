@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from launchbay.domain.errors import Conflict
 from launchbay.domain.phases import Phase
 from launchbay.store import queries as q
+from launchbay.store.db import Store
 from launchbay.store.models import Base, Space
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,6 +43,10 @@ def test_migrations_create_exactly_the_schema_of_the_models(store):
 
 def test_migrating_twice_changes_nothing(store):
     store.migrate()
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert diff == []
+        assert MigrationContext.configure(connection).get_current_heads()
 
 
 def test_times_come_back_timezone_aware_in_utc(store):
@@ -174,3 +179,29 @@ def test_users_and_tokens_are_found_by_digest_only(store):
         assert q.user_by_token(s, "e" * 64) is None
     with pytest.raises(Conflict), store.write() as s:
         q.add_user(s, name="ann", is_admin=True, now=NOW)
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_a_fresh_database_at_once_all_come_up(postgres):
+    """The chart starts its replicas together: each migrates at start, and every one must
+    come up (two once crashed with UniqueViolation on alembic_version)."""
+    url = postgres.new_database()
+    stores = [Store(url) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[Exception] = []
+
+    def migrate(store: Store) -> None:
+        barrier.wait()
+        try:
+            store.migrate()
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert errors == []
