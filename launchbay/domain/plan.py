@@ -120,7 +120,7 @@ def plan_space(
                             ActionKind.MARK,
                             name,
                             ServiceStatus.FAILED,
-                            "exited too often; not restarted",
+                            f"exited too often, not restarted again; last: {seen.detail}",
                         )
                     )
             else:

@@ -683,6 +683,12 @@ class Engine:
             space = q.space_for_update(s, space_id)
             if Phase(space.phase) in (Phase.READY, Phase.DEGRADED):
                 phase = phase_for([ServiceStatus(x.status) for x in space.services])
+                # A degraded space says why: each service that is not ready, and its detail.
+                space.reason = "; ".join(
+                    f"{x.name} {x.status}: {x.detail}" if x.detail else f"{x.name} {x.status}"
+                    for x in space.services
+                    if x.status != ServiceStatus.READY.value
+                )
                 self.set_phase(
                     s,
                     space,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,23 @@ class Jobs:
             space_lock = self._space_locks.setdefault(space_id, threading.Lock())
         self._pool.submit(self._run, space_id, kind, job, space_lock, label)
         return True
+
+    @contextmanager
+    def idle(self, space_id: int) -> Iterator[bool]:
+        """Hold the space's lock while no job of it is queued or running: True inside if
+        held, False if the space is busy (then the caller leaves it for the next pass). Work
+        done beside the jobs (the reconciler's) can then never interleave with them."""
+        with self._lock:
+            space_lock = self._space_locks.setdefault(space_id, threading.Lock())
+            if self._active[space_id] > 0 or not space_lock.acquire(blocking=False):
+                held = False
+            else:
+                held = True
+        try:
+            yield held
+        finally:
+            if held:
+                space_lock.release()
 
     def busy(self, space_id: int) -> bool:
         with self._lock:

@@ -37,12 +37,25 @@ def reconcile_once(engine: Engine) -> None:
             log.debug("space %s: runtime %s unavailable, skipped", space.name, space.runtime)
             continue
         try:
-            _reconcile_space(engine, space)
+            with engine.jobs.idle(space.id) as idle:
+                current = _still_live(engine, space) if idle else None
+                if current is not None:
+                    _reconcile_space(engine, current)
         except LaunchbayError as e:
             log.warning("space %s: reconcile skipped: %s", space.name, e.message)
         except Exception:  # per-object boundary: one space must not stop the pass
             log.exception("space %s: reconcile failed", space.name)
     _sweep_orphans(engine, held, live={(x.runtime, x.name) for x in spaces}, store_empty=ever == 0)
+
+
+def _still_live(engine: Engine, seen: Space) -> Space | None:
+    """The space as it is now, read under its lock: a delete that finished since this pass
+    read the store must not be followed by a reconcile that recreates what it removed."""
+    with engine.store.read() as s:
+        space = s.get(Space, seen.id)
+    if space is None or space.live_name is None or space.phase != seen.phase:
+        return None
+    return space
 
 
 def _reconcile_space(engine: Engine, space: Space) -> None:

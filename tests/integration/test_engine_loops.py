@@ -14,6 +14,7 @@ from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
 from launchbay.engine.loops import reap_once, reconcile_once
 from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.runtimes.process import ProcessRuntime
+from launchbay.store import queries as q
 from tests.integration import templates as extra
 from tests.support import labelled_processes, wait_until
 
@@ -200,3 +201,24 @@ def test_different_spaces_provision_in_parallel(make_engine, templates):
     wait_phase(engine, "hare", {"ready"})
     assert phase(engine, "tortoise") == "provisioning"
     wait_phase(engine, "tortoise", {"ready"})
+
+
+def test_a_pass_that_read_a_space_before_its_delete_finished_recreates_nothing(
+    make_engine, tmp_path, monkeypatch
+):
+    """The race seen in 4 of 200 cycles, made certain: the pass read the store while the
+    space was live, and the delete finished before the pass reached it."""
+    from launchbay.engine import loops
+
+    engine = make_engine()
+    create(engine, "gone", ttl="1h")
+    with engine.store.read() as s:
+        read_before_the_delete = list(q.live_spaces(s))
+    engine.delete("gone", actor=ANN)
+    wait_phase(engine, "gone", {"deleted"})
+    assert not (tmp_path / "runtime" / "gone").exists()
+    monkeypatch.setattr(loops.q, "live_spaces", lambda s: read_before_the_delete)
+    reconcile_once(engine)
+    assert not (tmp_path / "runtime" / "gone").exists()
+    assert phase(engine, "gone") == "deleted"
+    assert "restart" not in [e.kind for e in engine.events("gone")]

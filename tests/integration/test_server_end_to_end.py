@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 
 import httpx
@@ -350,3 +351,31 @@ def test_a_server_on_every_address_records_an_address_that_answers(tmp_path, tem
         assert httpx.get(f"{recorded}/healthz").status_code == 200
     finally:
         s.stop()
+
+
+def test_a_service_that_keeps_dying_is_failed_after_its_restarts_and_the_space_says_why(
+    server, templates
+):
+    (templates / "brittle.yaml").write_text(
+        f"""\
+name: brittle
+ttl: {{default: 1h, max: 2h}}
+services:
+  web:
+    health: {{tcp: true, interval: 100ms, timeout: 20s}}
+    process:
+      command: [timeout, "2", {sys.executable}, -m, http.server, "${{services.web.port}}", --bind, 127.0.0.1]
+"""
+    )
+    assert (
+        server.bay("space", "create", "brittle", "--template", "brittle", "--wait").returncode == 0
+    )
+    space = wait_until(
+        lambda: (s := server.space("brittle"))["services"][0]["status"] == "failed" and s,
+        timeout=90,
+        what="the service failed for good",
+    )
+    assert space["services"][0]["restarts"] == 3
+    assert space["phase"] == "degraded"
+    assert "exited too often" in space["reason"] and "web failed" in space["reason"]
+    assert "exited with code 124" in space["services"][0]["detail"]
