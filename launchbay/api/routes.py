@@ -32,6 +32,8 @@ from launchbay.api.schemas import (
 )
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
+from launchbay.domain.phases import Phase
+from launchbay.domain.template import RuntimeName
 from launchbay.engine.engine import CreateSpace, Engine
 from launchbay.store.models import Space
 from launchbay.store.queries import SpaceFilter
@@ -84,16 +86,16 @@ def list_spaces(
         ),
     ] = None,
     owner: str | None = None,
-    phase: str | None = None,
+    phase: Phase | None = None,
     template: str | None = None,
-    runtime: str | None = None,
+    runtime: RuntimeName | None = None,
     q: Annotated[str | None, Query(description="part of the name")] = None,
     include_deleted: bool = False,
 ) -> SpaceList:
     before = _cursor(cursor)
     where = SpaceFilter(
         owner=owner,
-        phase=phase,
+        phase=phase.value if phase else None,
         template=template,
         runtime=runtime,
         search=q,

@@ -446,8 +446,10 @@ def space_delete(
     """Delete a space and everything it runs. Idempotent."""
     seconds = _seconds(timeout)
     client = _client()
-    client.delete(f"/api/v1/spaces/{name}")
-    if wait:
+    space = client.delete(f"/api/v1/spaces/{name}")
+    if space["phase"] == "deleted":
+        print(f"{name} was deleted already")
+    elif wait:
         from launchbay.cli.output import wait_for
 
         wait_for(client, name, until={"deleted"}, timeout=seconds, live=False)

@@ -127,3 +127,17 @@ def test_not_found_is_exit_5_with_the_servers_message(bay, server, monkeypatch):
     monkeypatch.setenv("BAY_SERVER", server.url)
     monkeypatch.setenv("BAY_TOKEN", server.admin_token)
     assert bay("space", "show", "nope") == (5, "", "bay: no space named 'nope'\n")
+
+
+def test_an_unknown_filter_value_is_exit_2_naming_the_valid_ones(server):
+    for option, valid in (("--phase", "'provisioning'"), ("--runtime", "'compose'")):
+        result = server.bay("space", "list", option, "bogus")
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert valid in result.stderr and "Traceback" not in result.stderr
+
+
+def test_deleting_a_deleted_space_says_it_was_deleted_already(server):
+    assert server.bay("space", "create", "once", "--template", "demo", "--wait").returncode == 0
+    assert server.bay("space", "delete", "once", "--wait").stdout == "once deleted\n"
+    again = server.bay("space", "delete", "once")
+    assert (again.returncode, again.stdout) == (0, "once was deleted already\n")
