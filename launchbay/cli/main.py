@@ -280,7 +280,7 @@ def template_list(output: Output = "table") -> None:
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("NAME", "SERVICES", "RUNTIMES", "TTL", "DESCRIPTION"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for t in templates:
         table.add_row(
             t["name"],
@@ -496,7 +496,7 @@ def space_history(name: str, output: Output = "table") -> None:
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("#", "WHEN", "SERVICE", "FROM", "TO", "BY", "RESULT", "TOOK"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for d in deploys:
         took = f"{d['duration_s']:.1f}s" if d["duration_s"] is not None else "-"
         table.add_row(

@@ -24,9 +24,13 @@ PHASE_STYLE = {
 
 
 def console(stderr: bool = False) -> Any:
+    """Rich's console. Piped, a table is as wide as its widest row: no name or URL is ever
+    cut to fit 80 columns (scripts and `grep` read it)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 100_000
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def print_json(data: Any) -> None:
@@ -77,7 +81,7 @@ def space_table(spaces: list[dict[str, Any]]) -> Any:
         "CREATED",
         "EXPIRES",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for space in spaces:
         services = space["services"]
         ready = sum(1 for s in services if s["status"] == "ready")
@@ -101,7 +105,7 @@ def service_table(space: dict[str, Any]) -> Any:
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("SERVICE", "STATUS", "VERSION", "RESTARTS", "ENDPOINTS", "DETAIL"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for s in space["services"]:
         table.add_row(
             s["name"],

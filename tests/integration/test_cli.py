@@ -141,3 +141,14 @@ def test_deleting_a_deleted_space_says_it_was_deleted_already(server):
     assert server.bay("space", "delete", "once", "--wait").stdout == "once deleted\n"
     again = server.bay("space", "delete", "once")
     assert (again.returncode, again.stdout) == (0, "once was deleted already\n")
+
+
+def test_piped_tables_never_cut_names_or_urls(server):
+    name = "a-space-name-as-long-as-launchbay-allows"  # 40 characters
+    assert server.bay("space", "create", name, "--template", "demo", "--wait").returncode == 0
+    url = next(s for s in server.space(name)["services"] if s["name"] == "web")["endpoints"]["web"]
+    for args in (("space", "list"), ("space", "show", name)):
+        shown = server.bay(*args, extra_env={"COLUMNS": "80"})
+        assert shown.returncode == 0 and name in shown.stdout, shown.stdout
+        assert "…" not in shown.stdout
+    assert url in server.bay("space", "show", name).stdout
