@@ -82,6 +82,33 @@ def server(tmp_path: Path, templates: Path) -> Iterator[ServerProcess]:
     s.stop()
 
 
+# Tests that need an outside component are marked by the fixtures they use, so that
+# `pytest -m "not docker"` and the like run the rest; the README's command runs them all.
+_MARK_BY_FIXTURE = {
+    "postgres": "postgres",
+    "busybox_image": "docker",
+    "kube_cluster": "helm",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = [str(v) for v in callspec.params.values()] if callspec is not None else []
+        if "store" in fixtures and "postgresql" in params:
+            item.add_marker("postgres")
+        for fixture, mark in _MARK_BY_FIXTURE.items():
+            if fixture in fixtures:
+                item.add_marker(mark)
+        path = str(getattr(item, "path", ""))
+        if path.endswith(("test_compose_end_to_end.py",)):
+            item.add_marker("docker")
+        if path.endswith(("test_helm_charts.py", "test_kubernetes_emulated.py")):
+            item.add_marker("helm")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The run fails if any process or container a test started is still alive: found by
     Launchbay's labels and the test folders (pytest's temporary folders and the demo's)."""
