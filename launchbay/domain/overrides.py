@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from launchbay.domain.errors import Invalid
+from launchbay.domain.names import ServiceName
 from launchbay.domain.template import Service, Template
 
 # Names that make a program load or run something else: the dynamic loader, interpreters'
@@ -50,7 +51,7 @@ def check_values(kind: str, values: Mapping[str, str], limits: Limits) -> None:
 
 def check_override(template: Template, service_name: str, key: str) -> None:
     """Refuse `--set SERVICE.KEY` unless the template allows it, naming what it allows."""
-    service = template.services[service_name]  # type: ignore[index]
+    service = template.services[ServiceName(service_name)]
     allowed = service.overridable
     where = f"--set {service_name}.{key}"
     if key == "version":

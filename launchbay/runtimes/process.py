@@ -179,14 +179,13 @@ class ProcessRuntime(Runtime):
             return
         with path.open("rb") as f:
             yield from _last_lines(f, tail)
-            while follow and path.exists() and not (stop is not None and stop.is_set()):
+            stop = stop or threading.Event()
+            while follow and path.exists() and not stop.is_set():
                 line = f.readline()
                 if line:
                     yield line.decode(errors="replace")
-                elif stop is not None:
-                    stop.wait(0.2)
                 else:
-                    time.sleep(0.2)
+                    stop.wait(0.2)
 
     def log_tail(self, space: SpaceName, service: str, lines: int = 20) -> str:
         path = self._folder(space) / f"{service}.log"
