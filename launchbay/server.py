@@ -7,10 +7,11 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -196,7 +197,7 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         store=store,
         runtimes=runtimes,
         catalog=TemplateCatalog(settings.templates),
-        settings=settings.engine,
+        settings=replace(settings.engine, node=node_name(settings.data_dir)),
         clock=clock,
     )
     accounts = Accounts(store, clock=clock)
@@ -234,6 +235,18 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         loopback_only=settings.loopback_only,
     )
     return app
+
+
+def node_name(data_dir: Path) -> str:
+    """This server's name among replicas, kept in its data folder: the same after a restart
+    (it takes back its own spaces' jobs at once), different for every other server."""
+    path = data_dir / "node"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        name = f"{socket.gethostname()[:40]}-{secrets.token_hex(4)}"
+        path.write_text(name + "\n")
+        return name
 
 
 def session_secret(data_dir: Path) -> bytes:

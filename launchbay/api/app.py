@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from launchbay import __version__
@@ -18,7 +19,6 @@ from launchbay.engine.accounts import Accounts
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
 from launchbay.engine.webhooks import GitHubHooks
-from launchbay.store import queries as q
 
 
 def create_app(
@@ -76,20 +76,13 @@ def create_app(
             )
         return JSONResponse({"status": "ready", "leader": engine.leader.holds()})
 
-    @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
-    def metrics() -> str:
-        with engine.store.read() as s:
-            counts = q.count_by_phase(s)
-        lines = ["# HELP launchbay_spaces Spaces by phase.", "# TYPE launchbay_spaces gauge"]
-        lines += [
-            f'launchbay_spaces{{phase="{phase}"}} {count}'
-            for phase, count in sorted(counts.items())
-        ]
-        lines += [
-            "# HELP launchbay_log_follows Logs followed right now.",
-            "# TYPE launchbay_log_follows gauge",
-            f"launchbay_log_follows {app.state.follows.open}",
-        ]
-        return "\n".join(lines) + "\n"
+    engine.metrics.gauge(
+        "launchbay_log_follows", "Logs followed right now.", lambda: app.state.follows.open
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus' text format: see `engine/metrics.py` for what is measured."""
+        return Response(engine.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app

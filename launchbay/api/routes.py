@@ -171,7 +171,12 @@ def deploy_history(
 
 @router.get("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
 def get_space(name: SpaceNameIn, engine: EngineDep) -> SpaceOut:
-    return _out(engine, engine.get(name))
+    space = engine.get(name)
+    return SpaceOut.of(
+        space,
+        runtime_unavailable=engine.board.unavailable_reason(space.runtime),
+        jobs=engine.jobs_of(name),
+    )
 
 
 @router.delete("/spaces/{name}", response_model=SpaceOut, status_code=202, tags=["spaces"])

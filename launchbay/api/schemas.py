@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from launchbay.domain.names import (
     MAX_SPACE_NAME,
 )
 from launchbay.domain.template import RUNTIMES, Template
-from launchbay.store.models import Deploy, Event, Space
+from launchbay.store.models import Deploy, Event, Job, Space
 
 
 class ErrorOut(BaseModel):
@@ -169,6 +170,36 @@ class ServiceOut(BaseModel):
     endpoints: dict[str, str]
 
 
+class JobOut(BaseModel):
+    """Work the engine owes a space, and how it went."""
+
+    id: int
+    kind: str = Field(description="provision, delete, sleep, restart, redeploy or reconcile")
+    state: str = Field(description="queued, running, done or failed")
+    attempts: int
+    node: str | None = Field(description="the server that must run it, if one must")
+    reason: str = Field(description="why it failed, or why it is being retried")
+    created_at: datetime
+    run_after: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            kind=job.kind.value,
+            state=job.state.value,
+            attempts=job.attempts,
+            node=job.node,
+            reason=job.reason,
+            created_at=job.created_at,
+            run_after=job.run_after,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
 class SpaceOut(BaseModel):
     name: str
     template: str
@@ -189,11 +220,19 @@ class SpaceOut(BaseModel):
     runtime_unavailable: str | None = Field(
         default=None, description="why the space's runtime cannot be reached now, if it cannot"
     )
+    jobs: list[JobOut] = Field(
+        default_factory=list,
+        description="what is queued and running for the space, then the last jobs that "
+        "finished (only when one space is asked for)",
+    )
 
     @classmethod
-    def of(cls, space: Space, *, runtime_unavailable: str | None = None) -> SpaceOut:
+    def of(
+        cls, space: Space, *, runtime_unavailable: str | None = None, jobs: Sequence[Job] = ()
+    ) -> SpaceOut:
         return cls(
             runtime_unavailable=runtime_unavailable,
+            jobs=[JobOut.of(job) for job in jobs],
             name=space.name,
             template=space.template,
             runtime=space.runtime,

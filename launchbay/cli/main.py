@@ -122,6 +122,9 @@ def server(
     orphan_grace: Annotated[
         float, typer.Option(help="seconds before orphaned resources are removed")
     ] = 30.0,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="jobs this server runs at once")
+    ] = 16,
     copilot: Annotated[
         bool, typer.Option(help="mark expired spaces instead of deleting them")
     ] = False,
@@ -220,6 +223,7 @@ def server(
             sweep_interval=sweep_interval,
             orphan_grace=orphan_grace,
             copilot=copilot,
+            workers=workers,
         ),
     )
     if service_user is not None:

@@ -141,6 +141,24 @@ def show_space(space: dict[str, Any]) -> None:
     if space.get("reason"):
         out.print(escape(space["reason"]), style="red", markup=False)
     out.print(service_table(space))
+    for line in work_lines(space.get("jobs", [])):
+        out.print(line, markup=False, highlight=False)
+
+
+def work_lines(jobs: list[dict[str, Any]]) -> list[str]:
+    """What the engine is doing for the space and what waits, one line each."""
+    lines = []
+    for job in jobs:
+        if job["state"] == "running":
+            where = f" on {job['node']}" if job.get("node") else ""
+            lines.append(
+                f"{job['kind']} running{where} since {relative(job['started_at'])}"
+                f" (attempt {job['attempts']})"
+            )
+        elif job["state"] == "queued":
+            retry = f", retrying {relative(job['run_after'])}: {job['reason']}"
+            lines.append(f"{job['kind']} queued" + (retry if job["reason"] else ""))
+    return [("work: " if i == 0 else "      ") + line for i, line in enumerate(lines)]
 
 
 def wait_for(

@@ -41,3 +41,8 @@ class TemporaryError(LaunchbayError):
 
 class PermanentError(LaunchbayError):
     """Retrying will not help; the message is stored and shown as the reason."""
+
+
+class Refused(PermanentError):
+    """A backend refused the request: the input or the permissions are wrong, and retrying
+    will not help until someone changes them. The message says which."""

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from launchbay.domain.auth import Actor, new_token, require_admin, token_digest
-from launchbay.domain.errors import Unauthorized
+from launchbay.domain.errors import Conflict, Unauthorized
 from launchbay.domain.names import parse_user_name
 from launchbay.engine.engine import Clock
 from launchbay.store import queries as q
@@ -58,7 +58,10 @@ class Accounts:
         with self.store.write() as s:
             if q.count_users(s) > 0:
                 return False
-            user = q.add_user(s, name=ADMIN, is_admin=True, now=now)
+            try:
+                user = q.add_user(s, name=ADMIN, is_admin=True, now=now)
+            except Conflict:
+                return False  # another replica, starting at the same moment, made it
             q.add_token(s, user=user, digest=token_digest(token), now=now)
             token_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

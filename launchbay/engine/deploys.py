@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Conflict, Invalid, LaunchbayError
+from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName
 from launchbay.domain.phases import Phase, ServiceStatus
 from launchbay.domain.spec import changed_services, check_overrides, parse_sets, resolve_params
 from launchbay.domain.template import Template
-from launchbay.engine.engine import Cancelled, CreateSpace, Engine, Snapshot
+from launchbay.engine.engine import CreateSpace, Engine, Snapshot
+from launchbay.engine.jobs import Cancelled
 from launchbay.store import queries as q
 from launchbay.store.models import Deploy, Space
 
@@ -39,6 +41,7 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
 class Deploys:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        engine.jobs.handle(JobKind.REDEPLOY, lambda job: self._redeploy_job(job.space_id))
 
     def apply(self, want: CreateSpace, *, actor: Actor, source: str = "") -> tuple[Space, bool]:
         """Create the space, or change only what differs from `want`, which is the whole wanted
@@ -94,8 +97,6 @@ class Deploys:
                     actor=actor.name,
                     source=source,
                 )
-        if changes:
-            self._submit(space)
         return space, False
 
     def deploy(
@@ -137,7 +138,6 @@ class Deploys:
                 actor=actor.name,
                 source=source,
             )
-        self._submit(space)
         return deploy
 
     def history(self, name: str, *, limit: int = 100) -> Sequence[Deploy]:
@@ -203,12 +203,8 @@ class Deploys:
                 + (f" ({source})" if source else ""),
             )
         s.flush()
+        self.engine.enqueue(s, space, JobKind.REDEPLOY)
         return recorded
-
-    def _submit(self, space: Space) -> None:
-        self.engine.jobs.submit(
-            space.id, "redeploy", lambda: self._redeploy_job(space.id), label=space.name
-        )
 
     def _redeploy_job(self, space_id: int) -> None:
         engine = self.engine

@@ -1,9 +1,10 @@
 """The engine: creates, provisions, reconciles, expires and deletes spaces.
 
 Every change to a space goes through here, recorded as an event that says who and why.
-Requests (create, delete, extend, sleep, wake) write the wanted state and return at once;
-jobs on a per-space queue do the work, and the reconcile loop finishes whatever a crash
-or restart interrupted.
+Requests (create, delete, extend, sleep, wake) write the wanted state and a job in one
+transaction and return at once; workers on any replica run the jobs from the store, one
+at a time per space, so that a crash loses no accepted work. The reconcile loop queues a
+job for whatever differs from what was asked.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from launchbay.domain.errors import (
     NotFound,
     TemporaryError,
 )
+from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName, SpaceName, parse_space_name
 from launchbay.domain.overrides import Limits
 from launchbay.domain.phases import Phase, ServiceStatus, can_transition
@@ -42,13 +44,15 @@ from launchbay.domain.spec import (
 )
 from launchbay.domain.template import Template
 from launchbay.engine.catalog import TemplateCatalog
-from launchbay.engine.jobs import Jobs
+from launchbay.engine.jobs import Cancelled, Claimed, Workers, wall_clock
+from launchbay.engine.metrics import EngineMetrics
 from launchbay.engine.runtimes import GuardedRuntime, RuntimeBoard
 from launchbay.runtimes.base import Runtime, RuntimeRegistry, ServiceFailed, SpaceRef
+from launchbay.store import jobs as store_jobs
 from launchbay.store import queries as q
 from launchbay.store.db import Store
 from launchbay.store.leader import LeaderLock
-from launchbay.store.models import Event, ServiceState, Space
+from launchbay.store.models import Event, Job, ServiceState, Space
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class EngineSettings:
     # Runtimes only admins may create spaces on (the process runtime on a shared server:
     # its services run on the server's own machine).
     admin_only_runtimes: frozenset[str] = frozenset()
+    # This server's name among replicas: spaces on machine-local runtimes are pinned to it.
+    node: str = "local"
 
 
 @dataclass(frozen=True)
@@ -84,10 +90,6 @@ class CreateSpace:
     ttl: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     sets: Mapping[str, str] = field(default_factory=dict)
-
-
-class Cancelled(Exception):
-    """A job stopped because its space is being deleted or the server is stopping."""
 
 
 class _DependencyFailed(Exception):
@@ -143,10 +145,35 @@ class Engine:
         self.catalog = catalog
         self.settings = settings
         self.clock = clock
-        self.jobs = Jobs(workers=settings.workers)
-        self._cancels: dict[int, threading.Event] = {}
-        self._cancels_lock = threading.Lock()
-        self._stopping = threading.Event()
+        self.metrics = EngineMetrics()
+        self.metrics.watch(
+            store,
+            runtimes=lambda: {n: self.board.state(n).available for n in self.board.runtimes},
+            clock=clock,
+        )
+        self.jobs = Workers(
+            store,
+            node=settings.node,
+            slots=settings.workers,
+            record=self._record_by_id,
+            metrics=self.metrics,
+        )
+        self.jobs.handle(
+            JobKind.PROVISION,
+            lambda job: self.provision_job(job.space_id, actor=job.args.get("actor", SYSTEM.name)),
+            give_up=self._provision_gave_up,
+        )
+        self.jobs.handle(JobKind.DELETE, lambda job: self._delete_job(job.space_id))
+        self.jobs.handle(
+            JobKind.SLEEP, lambda job: self._sleep_job(job.space_id, actor=job.args["actor"])
+        )
+        self.jobs.handle(
+            JobKind.RESTART,
+            lambda job: self.restart_job(
+                job.space_id, job.args["service"], reason=job.args["reason"]
+            ),
+        )
+        self._stopping = self.jobs.stopping
         self._loops: list[threading.Thread] = []
         self.leader = LeaderLock(store)
         # Orphans the reconciler has seen, by (runtime, space): when each was first seen.
@@ -191,6 +218,7 @@ class Engine:
                     created_at=now,
                     updated_at=now,
                     expires_at=now + ttl,
+                    node=self.settings.node if self._machine_local(request.runtime) else None,
                 ),
             )
             for position, service in enumerate(template.services):
@@ -218,8 +246,8 @@ class Engine:
                 message=f"created from template {template.name} on {request.runtime}, "
                 f"TTL {format_duration(ttl)}",
             )
+            self.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
         log.info("space %s: created by %s", name, actor.name)
-        self.submit_provision(space)
         return space
 
     def delete(self, name: str, *, actor: Actor, reason: str = "") -> Space:
@@ -238,8 +266,10 @@ class Engine:
                 kind="delete-requested",
                 message=reason or f"delete requested by {actor.name}",
             )
+            self.enqueue(s, space, JobKind.DELETE)
+        # A job of the space running here stops now; one on another replica at its
+        # next heartbeat.
         self.cancel(space.id).set()
-        self.submit_delete(space)
         return space
 
     def extend(self, name: str, *, by: str, actor: Actor) -> Space:
@@ -284,9 +314,7 @@ class Engine:
                 raise Conflict(
                     f"space {name!r} is {phase}; only a ready or degraded space can sleep"
                 )
-        self.jobs.submit(
-            space.id, "sleep", lambda: self._sleep_job(space.id, actor=actor.name), label=name
-        )
+            self.enqueue(s, space, JobKind.SLEEP, actor=actor.name)
         return space
 
     def wake(self, name: str, *, actor: Actor) -> Space:
@@ -306,7 +334,7 @@ class Engine:
                 kind="wake-requested",
                 message=f"wake requested by {actor.name}",
             )
-        self.submit_provision(space, actor=actor.name)
+            self.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
         return space
 
     # -- reads ---------------------------------------------------------------------------
@@ -358,16 +386,16 @@ class Engine:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def submit_provision(self, space: Space, *, actor: str = SYSTEM.name) -> None:
-        self.jobs.submit(
-            space.id,
-            "provision",
-            lambda: self.provision_job(space.id, actor=actor),
-            label=space.name,
-        )
+    def enqueue(self, s: Session, space: Space, kind: JobKind, **args: str) -> None:
+        """Queue a job for the space in the caller's transaction: the job exists exactly
+        when what it serves was written."""
+        store_jobs.enqueue(s, space, kind, now=wall_clock(), args=args)
+        self.jobs.wake_after_commit(s)
 
-    def submit_delete(self, space: Space) -> None:
-        self.jobs.submit(space.id, "delete", lambda: self._delete_job(space.id), label=space.name)
+    def jobs_of(self, name: str) -> list[Job]:
+        """What is queued and running for the space, then what finished last."""
+        with self.store.read() as s:
+            return store_jobs.of_space(s, q.find_space(s, name).id)
 
     def provision_job(self, space_id: int, *, actor: str) -> None:
         with self.store.write() as s:
@@ -384,24 +412,24 @@ class Engine:
             )
             snapshot = Snapshot.of(space)
         cancel = self.cancel(space_id)
+        started = time.monotonic()
         try:
             template = self.catalog.get(snapshot.ref.template)
             runtime = self.runtime(snapshot.runtime)
             services = self.resolve(snapshot, template, runtime)
             self.record_endpoints(snapshot, services, runtime)
             self._bring_up(snapshot, template, services, runtime, cancel)
-        except Cancelled:
-            log.info(
-                "space %s: provisioning stopped (deleting or shutting down)", snapshot.ref.name
-            )
-        except TemporaryError as e:
-            self.record(snapshot, kind="retry", message=f"will retry: {e.message}")
         except ServiceFailed as e:
             self._fail(snapshot, e.message, service=e.service)
+        except (TemporaryError, Conflict):
+            raise  # the job wrapper retries it; provisioning again adopts what runs
         except LaunchbayError as e:
             self._fail(snapshot, e.message)
         else:
-            self._finish_provision(snapshot)
+            if self._finish_provision(snapshot) is Phase.READY:
+                self.metrics.space_ready_seconds.labels(snapshot.ref.template).observe(
+                    time.monotonic() - started
+                )
 
     def _bring_up(
         self,
@@ -457,8 +485,12 @@ class Engine:
         self.set_service(
             snapshot, service.name, ServiceStatus.STARTING, f"starting {service.version}"
         )
+        started = time.monotonic()
         runtime.start(snapshot.ref, service)
         seen = self.wait_healthy(snapshot, service, runtime, stops)
+        self.metrics.service_ready_seconds.labels(snapshot.ref.template, service.name).observe(
+            time.monotonic() - started
+        )
         self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
 
     def wait_healthy(
@@ -497,11 +529,12 @@ class Engine:
                 )
             self._pause(min(interval, max(deadline - time.monotonic(), 0.05)), stops)
 
-    def _finish_provision(self, snapshot: Snapshot) -> None:
+    def _finish_provision(self, snapshot: Snapshot) -> Phase | None:
+        """Ready or degraded, as the services are; None if the space moved on meanwhile."""
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
             if Phase(space.phase) is not Phase.PROVISIONING:
-                return
+                return None
             phase = phase_for([ServiceStatus(x.status) for x in space.services])
             self._settle_generation(s, space, snapshot.generation, ok=True)
             self.set_phase(
@@ -515,6 +548,7 @@ class Engine:
                 else "some services are not healthy",
             )
         log.info("space %s: %s", snapshot.ref.name, phase)
+        return phase
 
     def _fail(self, snapshot: Snapshot, reason: str, *, service: str | None = None) -> None:
         """Stop what runs (its logs stay readable) and record why the space failed."""
@@ -548,11 +582,7 @@ class Engine:
             if Phase(space.phase) is not Phase.DELETING:
                 return
             snapshot = Snapshot.of(space)
-        try:
-            self.runtime(snapshot.runtime).destroy(snapshot.ref)
-        except TemporaryError as e:
-            self.record(snapshot, kind="retry", message=f"delete will be retried: {e.message}")
-            return
+        self.runtime(snapshot.runtime).destroy(snapshot.ref)
         now = self.clock()
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
@@ -569,8 +599,7 @@ class Engine:
                 kind="deleted",
                 message="everything of the space was removed",
             )
-        with self._cancels_lock:
-            self._cancels.pop(space_id, None)
+        self.jobs.forget(space_id)
         log.info("space %s: deleted", snapshot.ref.name)
 
     def _sleep_job(self, space_id: int, *, actor: str) -> None:
@@ -722,9 +751,21 @@ class Engine:
                 deploy.finished_at = self.clock()
 
     def record(self, snapshot: Snapshot, *, kind: str, message: str) -> None:
+        self._record_by_id(snapshot.id, kind, message)
+
+    def _record_by_id(self, space_id: int, kind: str, message: str) -> None:
         with self.store.write() as s:
-            space = q.space_for_update(s, snapshot.id)
+            space = q.space_for_update(s, space_id)
             q.add_event(s, space, actor=SYSTEM.name, kind=kind, message=message, now=self.clock())
+
+    def _provision_gave_up(self, job: Claimed, reason: str) -> None:
+        """Retries ran out (the runtime stayed unavailable): the space fails, saying why."""
+        with self.store.read() as s:
+            snapshot = Snapshot.of(q.space_for_update(s, job.space_id))
+        self._fail(snapshot, reason)
+
+    def _machine_local(self, runtime: str) -> bool:
+        return self.board.runtimes[runtime].machine_local
 
     def live_for_update(self, s: Session, name: str) -> Space:
         space = q.live_space(s, name)
@@ -760,8 +801,7 @@ class Engine:
             )
 
     def cancel(self, space_id: int) -> threading.Event:
-        with self._cancels_lock:
-            return self._cancels.setdefault(space_id, threading.Event())
+        return self.jobs.cancel(space_id)
 
     def _check_stop(self, stops: Sequence[threading.Event]) -> None:
         if self._stopping.is_set() or any(e.is_set() for e in stops):
@@ -776,17 +816,23 @@ class Engine:
 
     # -- loops ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the reconcile and reaper loops (once the server is the leader)."""
-        from launchbay.engine.loops import reap_once, reconcile_once
+    def start(self, *, loops: bool = True) -> None:
+        """Start working on jobs and, with `loops`, the reconciler (on every server: each
+        looks after the spaces pinned to it, the leader also after the others) and the
+        reaper (on the leader only)."""
+        from launchbay.engine.loops import reap_once, reconcile_job, reconcile_once
 
-        for name, interval, step in (
-            ("reconciler", self.settings.reconcile_interval, reconcile_once),
-            ("reaper", self.settings.sweep_interval, reap_once),
+        self.jobs.handle(JobKind.RECONCILE, lambda job: reconcile_job(self, job))
+        self.jobs.start()
+        if not loops:
+            return
+        for name, interval, step, leader_only in (
+            ("reconciler", self.settings.reconcile_interval, reconcile_once, False),
+            ("reaper", self.settings.sweep_interval, reap_once, True),
         ):
             thread = threading.Thread(
                 target=self._loop,
-                args=(name, interval, step),
+                args=(name, interval, step, leader_only),
                 name=f"launchbay-{name}",
                 daemon=True,
             )
@@ -797,7 +843,7 @@ class Engine:
         self._stopping.set()
         for thread in self._loops:
             thread.join(timeout=10)
-        self.jobs.shutdown()
+        self.jobs.stop()
         self.leader.release()
         for name, runtime in self.runtimes.items():
             try:
@@ -805,12 +851,16 @@ class Engine:
             except LaunchbayError as e:
                 log.warning("runtime %s: did not close cleanly: %s", name, e.message)
 
-    def _loop(self, name: str, interval: float, step: Callable[[Engine], None]) -> None:
-        """Run `step` every `interval` seconds while this server is the leader."""
+    def _loop(
+        self, name: str, interval: float, step: Callable[[Engine], None], leader_only: bool
+    ) -> None:
+        """Run `step` every `interval` seconds (while this server is the leader, if
+        `leader_only`)."""
         while not self._stopping.is_set():
             try:
-                if self.leader.holds():
-                    step(self)
+                if not leader_only or self.leader.holds():
+                    with self.metrics.pass_seconds.labels(name).time():
+                        step(self)
             except Exception:  # the loop boundary: log and go on at the next tick
                 log.exception("%s pass failed; trying again in %ss", name, interval)
             self._stopping.wait(interval)

@@ -117,6 +117,10 @@ class RuntimeBoard:
             log.warning("runtime %s is available again", name)
         return new
 
+    def note_unavailable(self, name: str, reason: str) -> RuntimeState:
+        """The runtime refused a call it must answer (a listing): unusable until it does."""
+        return self._note(name, reason)
+
     def _note(self, name: str, reason: str, *, error: Exception | None = None) -> RuntimeState:
         new = RuntimeState(name, available=False, detail=reason)
         with self._lock:

@@ -363,6 +363,7 @@ def _space_context(request: Request, name: str) -> dict[str, Any]:
         "deploys": p.deploys.history(name, limit=50),
         "template": template,
         "runtime_unavailable": p.engine.board.unavailable_reason(space.runtime),
+        "work": [job for job in p.engine.jobs_of(name) if not job.state.finished],
     }
 
 

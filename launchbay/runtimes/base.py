@@ -62,6 +62,9 @@ class Runtime(abc.ABC):
     """One place where spaces run. A new runtime is one module implementing this."""
 
     name: str
+    # Whether what it runs lives on this machine (processes, a local Docker Engine): then
+    # only the server that created a space can act on it, and its jobs are pinned there.
+    machine_local: bool = True
 
     @abc.abstractmethod
     def check(self) -> str:

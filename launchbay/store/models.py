@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from launchbay.domain.jobs import JobKind, JobState
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -93,6 +96,10 @@ class Space(Base):
     # pipeline can wait for "my change is done", whatever its result.
     generation: Mapped[int] = mapped_column(default=1, server_default="1")
     observed_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The server (node) whose machine runs the space, for runtimes whose resources live on
+    # one machine (processes, a local Docker Engine): only that node can act on them, so
+    # its jobs are pinned there. NULL: any replica may act.
+    node: Mapped[str | None] = mapped_column(String(64), default=None)
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",
@@ -182,3 +189,42 @@ class PullRequest(Base):
     head_sha: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
     space: Mapped[str] = mapped_column(String(63))
+
+
+def _enum(kind: type[JobKind] | type[JobState]) -> Enum:
+    """A StrEnum stored as its value, checked by the database."""
+    return Enum(
+        kind,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Job(Base):
+    """Work owed to a space: queued, claimed by one worker under a lease, done or failed."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_claim", "state", "run_after"),
+        Index("ix_jobs_space", "space_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    kind: Mapped[JobKind] = mapped_column(_enum(JobKind))
+    # The job's arguments (a service to restart and why; who asked).
+    args: Mapped[dict[str, Any]]
+    state: Mapped[JobState] = mapped_column(_enum(JobState))
+    # Only the worker of this node may run it (copied from the space); NULL: any.
+    node: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    run_after: Mapped[datetime]
+    # "<node>/<boot>" of the worker running it, and until when its claim holds unless renewed.
+    owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

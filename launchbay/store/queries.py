@@ -101,6 +101,14 @@ def expired_spaces(session: Session, *, now: datetime) -> Sequence[Space]:
     ).all()
 
 
+def overdue_seconds(session: Session, *, now: datetime) -> list[float]:
+    """For each live space past its expiry, by how many seconds."""
+    expiries = session.scalars(
+        select(Space.expires_at).where(Space.live_name.is_not(None), Space.expires_at <= now)
+    )
+    return [(now - expiry).total_seconds() for expiry in expiries]
+
+
 @dataclass(frozen=True)
 class SpaceFilter:
     owner: str | None = None

@@ -73,6 +73,7 @@ def make_engine(store, templates: Path, tmp_path: Path, clock: Clock):
             settings=EngineSettings(**settings),
             clock=clock,
         )
+        engine.start(loops=False)  # jobs run; the test drives the loops pass by pass
         engines.append(engine)
         return engine
 
@@ -119,6 +120,10 @@ def test_copilot_mode_marks_and_records_but_never_deletes(make_engine, clock):
     assert space.phase == "ready" and space.expired_at == clock.now
     expired = [e for e in engine.events("kept") if e.kind == "expired"]
     assert len(expired) == 1 and "would delete" in expired[0].message
+    # Cleanup debt, for Prometheus: one space, 1 s past its expiry.
+    metric = engine.metrics.registry.get_sample_value
+    assert metric("launchbay_spaces_past_expiry") == 1
+    assert metric("launchbay_spaces_past_expiry_max_seconds") == pytest.approx(1, abs=0.01)
     assert labelled_processes(engine.board.runtimes["process"].root, "kept")
 
 
@@ -171,6 +176,9 @@ def test_orphans_are_removed_only_after_the_grace_period(make_engine, tmp_path):
         what="orphan removed",
     )
     assert (tmp_path / "runtime" / "owned").exists()
+    metric = engine.metrics.registry.get_sample_value
+    assert metric("launchbay_orphans_found_total", {"runtime": "process"}) == 1
+    assert metric("launchbay_orphans_removed_total", {"runtime": "process"}) == 1
 
 
 def test_delete_is_idempotent_and_an_interrupted_delete_is_finished(make_engine):

@@ -7,18 +7,19 @@ Real: the official client, the engine, the store, the runtime's code."""
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from pathlib import Path
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from launchbay.domain.auth import Actor
-from launchbay.domain.errors import Invalid
+from launchbay.domain.errors import Invalid, Refused
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
 from launchbay.engine.loops import reap_once, reconcile_once
-from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.store.db import Store, sqlite_url
 from launchbay.store.queries import SpaceFilter
@@ -54,6 +55,7 @@ def cluster(kube_cluster, tmp_path: Path, templates: Path):
             catalog=TemplateCatalog(templates),
             settings=EngineSettings(**settings),
         )
+        made.start(loops=False)  # jobs run; the test drives the loops pass by pass
         engines.append(made)
         return made
 
@@ -240,9 +242,10 @@ def test_no_rights_in_the_cluster_is_a_clear_error_naming_the_verb():
         runtime = KubernetesRuntime(
             api, RenderingInstaller.__new__(RenderingInstaller), ClusterSettings()
         )
-        with pytest.raises(RuntimeUnavailable, match="no rights to list namespaces in the cluster"):
+        # Refused, not unavailable: waiting will not help until someone grants the right.
+        with pytest.raises(Refused, match="no rights to list namespaces in the cluster"):
             runtime.check()
-        with pytest.raises(RuntimeUnavailable, match="no rights to list namespaces"):
+        with pytest.raises(Refused, match="no rights to list namespaces"):
             runtime.spaces()
         api.close()
     finally:
@@ -394,3 +397,92 @@ def test_emulated_statefulsets_daemonsets_and_jobs_report_their_own_readiness(cl
     runtime.sleep(ref, [ServiceName("db")])
     assert apps.read_namespaced_stateful_set("db", namespace).spec.replicas == 0
     wait_until(lambda: seen("db").detail == "scaled to zero", timeout=20, what="db asleep")
+
+
+# -- fault injection: one test per error class, at the client boundary ----------------------
+
+REASONS = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable"}
+
+
+def failing(real, status: int, times: int):
+    """`real`, except that its first `times` calls get the API's `status` answer."""
+    left = [times]
+
+    def call(*args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            error = ApiException(status=status, reason=REASONS[status])
+            error.headers = {"Retry-After": "0"}
+            error.body = json.dumps({"kind": "Status", "message": f"injected {status}"})
+            raise error
+        return real(*args, **kwargs)
+
+    return call
+
+
+def kinds(engine: Engine, name: str) -> list[str]:
+    return [e.kind for e in engine.events(name)]
+
+
+def test_emulated_unavailable_api_is_retried_with_backoff_and_the_space_comes_up(
+    cluster, monkeypatch
+):
+    engine, _, _, runtime = cluster
+    make = engine()
+    monkeypatch.setattr(
+        runtime.core, "create_namespace", failing(runtime.core.create_namespace, 503, 2)
+    )
+    create(make, "flaky-1")
+    assert phase(make, "flaky-1", {"ready", "failed"}) == "ready"
+    retries = [e.message for e in make.events("flaky-1") if e.kind == "retry"]
+    assert len(retries) == 2
+    assert "the Kubernetes API did not create namespaces: 503 Service Unavailable" in retries[0]
+
+
+def test_emulated_refused_rights_fail_the_space_at_once_saying_which(cluster, monkeypatch):
+    engine, _, _, runtime = cluster
+    make = engine()
+    monkeypatch.setattr(
+        runtime.core, "create_namespace", failing(runtime.core.create_namespace, 403, 99)
+    )
+    create(make, "denied-1")
+    assert phase(make, "denied-1", {"ready", "failed"}) == "failed"
+    reason = make.get("denied-1").reason
+    assert "no rights to create namespaces in the cluster (403 Forbidden: injected 403)" in reason
+    assert "retry" not in kinds(make, "denied-1")
+
+
+def sleep_with_patch_failing(cluster, monkeypatch, name: str, *, status: int, times: int):
+    """A ready space put to sleep while patching its Deployments gets `status`."""
+    engine, _, _, runtime = cluster
+    make = engine()
+    create(make, name)
+    phase(make, name, {"ready"})
+    monkeypatch.setattr(
+        runtime.apps,
+        "patch_namespaced_deployment",
+        failing(runtime.apps.patch_namespaced_deployment, status, times),
+    )
+    make.sleep(name, actor=ANN)
+    return make
+
+
+def test_emulated_not_found_fails_the_job_without_retry_and_says_what_was_missing(
+    cluster, monkeypatch
+):
+    make = sleep_with_patch_failing(cluster, monkeypatch, "vanish-1", status=404, times=99)
+    failed = wait_until(
+        lambda: [e for e in make.events("vanish-1") if e.kind == "job-failed"],
+        timeout=30,
+        what="the sleep job failed",
+    )
+    assert "sleep failed: the cluster has no such deployments to patch: 404" in failed[0].message
+    assert "retry" not in kinds(make, "vanish-1")
+    assert make.get("vanish-1").phase == "ready"  # nothing was put to sleep
+
+
+def test_emulated_conflict_is_retried_and_the_change_goes_through(cluster, monkeypatch):
+    make = sleep_with_patch_failing(cluster, monkeypatch, "race-1", status=409, times=1)
+    assert phase(make, "race-1", {"sleeping"}) == "sleeping"
+    retries = [e.message for e in make.events("race-1") if e.kind == "retry"]
+    assert len(retries) == 1 and "it changed meanwhile: 409 Conflict" in retries[0]

@@ -10,6 +10,8 @@ precondition so that one re-created under the same name is never removed by mist
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from launchbay.domain.errors import PermanentError
+from launchbay.domain.errors import Conflict, LaunchbayError, NotFound, PermanentError, Refused
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
@@ -100,6 +102,8 @@ class ClusterSettings:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
+    # The cluster is reached over the network: any replica may act on its spaces.
+    machine_local = False
 
     def __init__(
         self, api: LimitedApiClient, installer: Installer, settings: ClusterSettings
@@ -121,7 +125,7 @@ class KubernetesRuntime(Runtime):
         try:
             self.core.list_namespace(limit=1)
         except ApiException as e:
-            raise _unavailable(e, verb="list", resource="namespaces") from e
+            raise _translated(e, verb="list", resource="namespaces") from e
         return f"Kubernetes API at {self.api.configuration.host} answers"
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
@@ -259,7 +263,7 @@ class KubernetesRuntime(Runtime):
             )
         except ApiException as e:
             if e.status != 404:
-                raise _unavailable(e, verb="delete", resource="namespaces") from e
+                raise _translated(e, verb="delete", resource="namespaces") from e
         self._wait_gone(namespace)
 
     def spaces(self) -> set[SpaceName]:
@@ -267,7 +271,7 @@ class KubernetesRuntime(Runtime):
         try:
             listed = self.core.list_namespace(label_selector=f"{MANAGED_BY}={LAUNCHBAY}")
         except ApiException as e:
-            raise _unavailable(e, verb="list", resource="namespaces") from e
+            raise _translated(e, verb="list", resource="namespaces") from e
         found = set()
         namespaces: list[Any] = list(listed.items)
         for ns in namespaces:
@@ -306,7 +310,7 @@ class KubernetesRuntime(Runtime):
                     _preload_content=False,
                 )
             except ApiException as e:
-                raise _unavailable(e, verb="get", resource="pods/log") from e
+                raise _translated(e, verb="get", resource="pods/log") from e
             with closed_on(stop, stream):
                 for line in stream.stream():  # urllib3 response, as _preload_content=False gives
                     yield line.decode(errors="replace")
@@ -330,7 +334,7 @@ class KubernetesRuntime(Runtime):
         except ApiException as e:
             if e.status == 404:
                 return None
-            raise _unavailable(e, verb="get", resource="namespaces") from e
+            raise _translated(e, verb="get", resource="namespaces") from e
 
     def _refuse_unless_ours(self, found: Any, space: str) -> None:
         labels = found.metadata.labels or {}
@@ -443,7 +447,7 @@ class KubernetesRuntime(Runtime):
             call()
         except ApiException as e:
             if e.status != 409:  # already there: creating is idempotent
-                raise _unavailable(e, verb=verb, resource=resource) from e
+                raise _translated(e, verb=verb, resource=resource) from e
 
     def _wait_gone(self, namespace: str) -> None:
         deadline = time.monotonic() + self.settings.delete_timeout
@@ -491,7 +495,7 @@ class KubernetesRuntime(Runtime):
         try:
             sets: list[Any] = self.apps.list_namespaced_stateful_set(namespace).items
         except ApiException as e:
-            raise _unavailable(e, verb="list", resource="statefulsets") from e
+            raise _translated(e, verb="list", resource="statefulsets") from e
         return [("deployments", d) for d in self._list_deployments(namespace)] + [
             ("statefulsets", x) for x in sets if x.metadata.namespace in (namespace, None)
         ]
@@ -501,7 +505,7 @@ class KubernetesRuntime(Runtime):
             listed: list[Any] = self.apps.list_namespaced_deployment(namespace).items
             return [d for d in listed if d.metadata.namespace in (namespace, None)]
         except ApiException as e:
-            raise _unavailable(e, verb="list", resource="deployments") from e
+            raise _translated(e, verb="list", resource="deployments") from e
 
     def _patch(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None:
         call = (
@@ -512,7 +516,7 @@ class KubernetesRuntime(Runtime):
         try:
             changed = call(name, namespace, patch)
         except ApiException as e:
-            raise _unavailable(e, verb="patch", resource=kind) from e
+            raise _translated(e, verb="patch", resource=kind) from e
         cache = self._deployments if kind == "deployments" else self._workload_caches.get(kind)
         if cache is not None:
             cache.put(changed)
@@ -656,11 +660,34 @@ def _pod_trouble(pods: Sequence[Any]) -> str:
     return ""
 
 
-def _unavailable(error: ApiException, *, verb: str, resource: str) -> RuntimeUnavailable:
-    if error.status in (401, 403):
-        return RuntimeUnavailable(
-            f"no rights to {verb} {resource} in the cluster ({error.status} {error.reason})"
+def _translated(error: ApiException, *, verb: str, resource: str) -> LaunchbayError:
+    """The one translation of the API's answers into Launchbay's error classes: refused
+    (rights or input; never retried), not found, conflict (changed meanwhile; retried),
+    or unavailable (retried after the delay the API asked for, if it did)."""
+    what = f"{verb} {resource}"
+    status = error.status or 0
+    said = f"{status} {error.reason or ''}".strip() + _message(error)
+    if status in (401, 403):
+        return Refused(
+            f"no rights to {what} in the cluster ({said}); grant them to Launchbay's "
+            "service account (see the chart's ClusterRole)"
         )
-    return RuntimeUnavailable(
-        f"the Kubernetes API did not {verb} {resource}: {error.status} {error.reason}"
-    )
+    if status in (400, 405, 406, 413, 415, 422):
+        return Refused(f"the cluster refused to {what}: {said}")
+    if status == 404:
+        return NotFound(f"the cluster has no such {resource} to {verb}: {said}")
+    if status == 409:
+        return Conflict(f"the cluster could not {what}, it changed meanwhile: {said}")
+    delay = 5.0
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        delay = float((error.headers or {}).get("Retry-After", delay))
+    return RuntimeUnavailable(f"the Kubernetes API did not {what}: {said}", delay=delay)
+
+
+def _message(error: ApiException) -> str:
+    """The `message` of the API's Status body, if it sent one."""
+    try:
+        message = json.loads(error.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {message}" if isinstance(message, str) and message else ""
