@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import json
 import logging
@@ -25,6 +26,7 @@ from launchbay.domain.errors import Invalid
 from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
+from launchbay.engine import loops
 from launchbay.engine.accounts import Accounts
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.deploys import Deploys
@@ -221,7 +223,7 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         accounts=accounts,
         deploys=deploys,
         github=github,
-        on_start=engine.start,
+        on_start=functools.partial(engine.start, loops.install(engine)),
         follows=Follows(settings.follows),
         allowed_hosts=settings.answered_hosts(),
         max_body=settings.max_body,

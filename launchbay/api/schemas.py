@@ -168,6 +168,9 @@ class ServiceOut(BaseModel):
     detail: str
     restarts: int
     endpoints: dict[str, str]
+    ready_seconds: float | None = Field(
+        default=None, description="from its last start to its health passing"
+    )
 
 
 class JobOut(BaseModel):
@@ -216,6 +219,9 @@ class SpaceOut(BaseModel):
     deleted_at: datetime | None
     generation: int
     observed_generation: int
+    ready_seconds: float | None = Field(
+        default=None, description="from the start of its last provisioning to every service ready"
+    )
     services: list[ServiceOut]
     runtime_unavailable: str | None = Field(
         default=None, description="why the space's runtime cannot be reached now, if it cannot"
@@ -248,6 +254,7 @@ class SpaceOut(BaseModel):
             deleted_at=space.deleted_at,
             generation=space.generation,
             observed_generation=space.observed_generation,
+            ready_seconds=space.ready_seconds,
             services=[
                 ServiceOut(
                     name=s.name,
@@ -256,6 +263,7 @@ class SpaceOut(BaseModel):
                     detail=s.detail,
                     restarts=s.restarts,
                     endpoints=s.endpoints,
+                    ready_seconds=s.ready_seconds,
                 )
                 for s in space.services
             ],

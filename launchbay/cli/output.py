@@ -134,8 +134,9 @@ def show_space(space: dict[str, Any]) -> None:
         f"template {escape(space['template'])} on {space['runtime']}, "
         f"owner {escape(space['owner'])}"
     )
+    ready = f", ready in {space['ready_seconds']:.1f}s" if space.get("ready_seconds") else ""
     out.print(
-        f"created {relative(space['created_at'])} ({space['created_at']}), "
+        f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "
         f"expires {relative(space['expires_at'])} ({space['expires_at']})"
     )
     if space.get("reason"):

@@ -20,8 +20,14 @@ class Actor:
 SYSTEM = Actor(name="launchbay", is_admin=True)
 
 
+def may_change(actor: Actor | None, *, owner: str) -> bool:
+    """The one rule for changing a space: its owner or an admin. Everything that changes a
+    space (engine requests, the portal's buttons) asks this."""
+    return actor is not None and (actor.is_admin or actor.name == owner)
+
+
 def require_owner_or_admin(actor: Actor, *, owner: str, space: str, action: str) -> None:
-    if not (actor.is_admin or actor.name == owner):
+    if not may_change(actor, owner=owner):
         raise Forbidden(f"{actor.name} may not {action} space {space!r}: it belongs to {owner}")
 
 

@@ -47,6 +47,18 @@ def can_transition(current: Phase, target: Phase) -> bool:
     return target is current or target in TRANSITIONS[current]
 
 
+class DeployResult(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (DeployResult.PENDING, DeployResult.RUNNING)
+
+
 class ServiceStatus(StrEnum):
     PENDING = "pending"
     STARTING = "starting"

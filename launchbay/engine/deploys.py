@@ -19,7 +19,7 @@ from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Conflict, Invalid, LaunchbayError
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName
-from launchbay.domain.phases import Phase, ServiceStatus
+from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
 from launchbay.domain.spec import changed_services, check_overrides, parse_sets, resolve_params
 from launchbay.domain.template import Template
 from launchbay.engine.engine import CreateSpace, Engine, Snapshot
@@ -30,11 +30,11 @@ from launchbay.store.models import Deploy, Space
 log = logging.getLogger(__name__)
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "superseded",
+    DeployResult.PENDING,
+    DeployResult.RUNNING,
+    DeployResult.SUCCEEDED,
+    DeployResult.FAILED,
+    DeployResult.SUPERSEDED,
 )
 
 
@@ -71,7 +71,7 @@ class Deploys:
                     raise Conflict(
                         f"space {space.name!r} runs {what} {have!r}, not {asked!r}; delete it first"
                     )
-            if Phase(space.phase) is Phase.DELETING:
+            if space.phase is Phase.DELETING:
                 raise Conflict(f"space {space.name!r} is being deleted")
             if ttl is not None:
                 # A pipeline that keeps pushing keeps its space, within the template's maximum.
@@ -114,7 +114,7 @@ class Deploys:
         with engine.store.write() as s:
             space = engine.live_for_update(s, name)
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="deploy to")
-            if Phase(space.phase) is Phase.DELETING:
+            if space.phase is Phase.DELETING:
                 raise Conflict(f"space {name!r} is being deleted")
             template = engine.catalog.get(space.template)
             if service not in template.services:
@@ -210,7 +210,7 @@ class Deploys:
         engine = self.engine
         with engine.store.write() as s:
             space = q.space_for_update(s, space_id)
-            phase = Phase(space.phase)
+            phase = space.phase
             todo = self._take(s, space)
             if not todo:
                 return
@@ -334,7 +334,7 @@ class Deploys:
         with self.engine.store.read() as s:
             return Snapshot.of(q.space_for_update(s, space_id))
 
-    def _done(self, deploy_id: int, result: str, detail: str, started: float) -> None:
+    def _done(self, deploy_id: int, result: DeployResult, detail: str, started: float) -> None:
         took = time.monotonic() - started
         with self.engine.store.write() as s:
             deploy = q.deploy_by_id(s, deploy_id)
@@ -350,7 +350,7 @@ class Deploys:
                 + (f": {detail.splitlines()[0]}" if result == FAILED else ""),
             )
 
-    def _finish(self, deploys: Sequence[Deploy], result: str, detail: str) -> None:
+    def _finish(self, deploys: Sequence[Deploy], result: DeployResult, detail: str) -> None:
         now = self.engine.clock()
         for deploy in deploys:
             deploy.result, deploy.detail, deploy.finished_at = result, detail, now

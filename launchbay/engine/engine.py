@@ -32,7 +32,7 @@ from launchbay.domain.errors import (
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName, SpaceName, parse_space_name
 from launchbay.domain.overrides import Limits
-from launchbay.domain.phases import Phase, ServiceStatus, can_transition
+from launchbay.domain.phases import DeployResult, Phase, ServiceStatus, can_transition
 from launchbay.domain.plan import Observed, phase_for
 from launchbay.domain.spec import (
     ResolvedService,
@@ -80,6 +80,16 @@ class EngineSettings:
     admin_only_runtimes: frozenset[str] = frozenset()
     # This server's name among replicas: spaces on machine-local runtimes are pinned to it.
     node: str = "local"
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A pass run every `interval` seconds (only while this server leads, if `leader_only`)."""
+
+    name: str
+    interval: float
+    step: Callable[[Engine], None]
+    leader_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,7 @@ class Engine:
                     owner=actor.name,
                     params=params,
                     overrides=overrides,
-                    phase=Phase.PENDING.value,
+                    phase=Phase.PENDING,
                     reason="",
                     created_at=now,
                     updated_at=now,
@@ -226,7 +236,7 @@ class Engine:
                     ServiceState(
                         name=service,
                         position=position,
-                        status=ServiceStatus.PENDING.value,
+                        status=ServiceStatus.PENDING,
                         version=overrides.get(service, {}).get(
                             "version", template.services[service].version
                         ),
@@ -255,7 +265,7 @@ class Engine:
         that is being deleted, or is gone, returns it as it is."""
         with self.store.write() as s:
             space = q.find_space(s, name)
-            if Phase(space.phase) in (Phase.DELETING, Phase.DELETED):
+            if space.phase in (Phase.DELETING, Phase.DELETED):
                 return space
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
             self.set_phase(
@@ -277,7 +287,7 @@ class Engine:
         with self.store.write() as s:
             space = self.live_for_update(s, name)
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
-            if Phase(space.phase) is Phase.DELETING:
+            if space.phase is Phase.DELETING:
                 raise Conflict(f"space {name!r} is being deleted")
             template = self.catalog.get(space.template)
             now = self.clock()
@@ -307,7 +317,7 @@ class Engine:
             require_owner_or_admin(
                 actor, owner=space.owner, space=space.name, action="put to sleep"
             )
-            phase = Phase(space.phase)
+            phase = space.phase
             if phase is Phase.SLEEPING:
                 return space
             if phase not in (Phase.READY, Phase.DEGRADED):
@@ -321,7 +331,7 @@ class Engine:
         with self.store.write() as s:
             space = self.live_for_update(s, name)
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="wake")
-            phase = Phase(space.phase)
+            phase = space.phase
             if phase in (Phase.READY, Phase.DEGRADED, Phase.PROVISIONING, Phase.PENDING):
                 return space
             if phase is not Phase.SLEEPING:
@@ -392,6 +402,11 @@ class Engine:
         store_jobs.enqueue(s, space, kind, now=wall_clock(), args=args)
         self.jobs.wake_after_commit(s)
 
+    def ready_history(self, template: str) -> list[float]:
+        """Time to ready of the template's newest spaces (is it getting slower?)."""
+        with self.store.read() as s:
+            return q.ready_history(s, template)
+
     def jobs_of(self, name: str) -> list[Job]:
         """What is queued and running for the space, then what finished last."""
         with self.store.read() as s:
@@ -400,7 +415,7 @@ class Engine:
     def provision_job(self, space_id: int, *, actor: str) -> None:
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
-            if Phase(space.phase) not in (Phase.PENDING, Phase.PROVISIONING):
+            if space.phase not in (Phase.PENDING, Phase.PROVISIONING):
                 return
             self.set_phase(
                 s,
@@ -426,10 +441,9 @@ class Engine:
         except LaunchbayError as e:
             self._fail(snapshot, e.message)
         else:
-            if self._finish_provision(snapshot) is Phase.READY:
-                self.metrics.space_ready_seconds.labels(snapshot.ref.template).observe(
-                    time.monotonic() - started
-                )
+            took = time.monotonic() - started
+            if self._finish_provision(snapshot, took) is Phase.READY:
+                self.metrics.space_ready_seconds.labels(snapshot.ref.template).observe(took)
 
     def _bring_up(
         self,
@@ -488,10 +502,15 @@ class Engine:
         started = time.monotonic()
         runtime.start(snapshot.ref, service)
         seen = self.wait_healthy(snapshot, service, runtime, stops)
-        self.metrics.service_ready_seconds.labels(snapshot.ref.template, service.name).observe(
-            time.monotonic() - started
+        took = time.monotonic() - started
+        self.metrics.service_ready_seconds.labels(snapshot.ref.template, service.name).observe(took)
+        self.set_service(
+            snapshot,
+            service.name,
+            ServiceStatus.READY,
+            seen.detail or "running",
+            ready_seconds=took,
         )
-        self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
 
     def wait_healthy(
         self,
@@ -529,13 +548,15 @@ class Engine:
                 )
             self._pause(min(interval, max(deadline - time.monotonic(), 0.05)), stops)
 
-    def _finish_provision(self, snapshot: Snapshot) -> Phase | None:
+    def _finish_provision(self, snapshot: Snapshot, took: float) -> Phase | None:
         """Ready or degraded, as the services are; None if the space moved on meanwhile."""
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
-            if Phase(space.phase) is not Phase.PROVISIONING:
+            if space.phase is not Phase.PROVISIONING:
                 return None
-            phase = phase_for([ServiceStatus(x.status) for x in space.services])
+            phase = phase_for([x.status for x in space.services])
+            if phase is Phase.READY:
+                space.ready_seconds = round(took, 3)
             self._settle_generation(s, space, snapshot.generation, ok=True)
             self.set_phase(
                 s,
@@ -560,18 +581,18 @@ class Engine:
             reason += f"\n(and stopping its services failed: {e.message})"
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
-            if Phase(space.phase) in (Phase.DELETING, Phase.DELETED):
+            if space.phase in (Phase.DELETING, Phase.DELETED):
                 return
             for state in space.services:
                 if state.name == service:
-                    state.status, state.detail = ServiceStatus.FAILED.value, reason.splitlines()[0]
-                elif state.status in (ServiceStatus.PENDING.value, ServiceStatus.STARTING.value):
+                    state.status, state.detail = ServiceStatus.FAILED, reason.splitlines()[0]
+                elif state.status in (ServiceStatus.PENDING, ServiceStatus.STARTING):
                     state.status, state.detail = (
-                        ServiceStatus.STOPPED.value,
+                        ServiceStatus.STOPPED,
                         "not started: another service failed",
                     )
                 else:
-                    state.status = ServiceStatus.STOPPED.value
+                    state.status = ServiceStatus.STOPPED
             space.reason = reason
             self.set_phase(s, space, Phase.FAILED, actor=SYSTEM.name, kind="failed", message=reason)
             self._settle_generation(s, space, snapshot.generation, ok=False)
@@ -579,7 +600,7 @@ class Engine:
     def _delete_job(self, space_id: int) -> None:
         with self.store.read() as s:
             space = q.space_for_update(s, space_id)
-            if Phase(space.phase) is not Phase.DELETING:
+            if space.phase is not Phase.DELETING:
                 return
             snapshot = Snapshot.of(space)
         self.runtime(snapshot.runtime).destroy(snapshot.ref)
@@ -589,7 +610,7 @@ class Engine:
             space.live_name = None
             space.deleted_at = now
             for service in space.services:
-                service.status = ServiceStatus.STOPPED.value
+                service.status = ServiceStatus.STOPPED
                 service.endpoints = {}
             self.set_phase(
                 s,
@@ -605,7 +626,7 @@ class Engine:
     def _sleep_job(self, space_id: int, *, actor: str) -> None:
         with self.store.read() as s:
             space = q.space_for_update(s, space_id)
-            if Phase(space.phase) not in (Phase.READY, Phase.DEGRADED):
+            if space.phase not in (Phase.READY, Phase.DEGRADED):
                 return
             snapshot = Snapshot.of(space)
             names = [ServiceName(x.name) for x in space.services]
@@ -613,7 +634,7 @@ class Engine:
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
             for service in space.services:
-                service.status = ServiceStatus.STOPPED.value
+                service.status = ServiceStatus.STOPPED
                 service.detail = "asleep"
             self.set_phase(
                 s,
@@ -628,11 +649,11 @@ class Engine:
         """A service that was ready has died: start it again and wait for its health."""
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
-            if Phase(space.phase) not in (Phase.READY, Phase.DEGRADED):
+            if space.phase not in (Phase.READY, Phase.DEGRADED):
                 return
             state = q.service_state(space, service_name)
             state.restarts += 1
-            state.status = ServiceStatus.STARTING.value
+            state.status = ServiceStatus.STARTING
             state.detail = f"restarting: {reason}"
             q.add_event(
                 s,
@@ -651,15 +672,20 @@ class Engine:
             service = self.resolve(snapshot, template, runtime)[ServiceName(service_name)]
             runtime.start(snapshot.ref, service)
             seen = self.wait_healthy(snapshot, service, runtime, (self.cancel(space_id),))
-            self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
+            self.set_service(
+                snapshot, service.name, ServiceStatus.READY, seen.detail or "running", settle=True
+            )
         except Cancelled:
             return
         except LaunchbayError as e:
-            self.set_service(
-                snapshot, ServiceName(service_name), ServiceStatus.FAILED, e.message.splitlines()[0]
-            )
             self.record(snapshot, kind="restart-failed", message=e.message)
-        self.settle_phase(snapshot.id)
+            self.set_service(
+                snapshot,
+                ServiceName(service_name),
+                ServiceStatus.FAILED,
+                e.message.splitlines()[0],
+                settle=True,
+            )
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -690,8 +716,17 @@ class Engine:
                     state.version = services[ServiceName(state.name)].version
 
     def set_service(
-        self, snapshot: Snapshot, name: ServiceName, status: ServiceStatus, detail: str
+        self,
+        snapshot: Snapshot,
+        name: ServiceName,
+        status: ServiceStatus,
+        detail: str,
+        *,
+        ready_seconds: float | None = None,
+        settle: bool = False,
     ) -> None:
+        """Record a service's status; with `settle`, the space's phase follows in the same
+        transaction (nobody ever reads a failed service in a space still called ready)."""
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
             state = q.service_state(space, name)
@@ -704,39 +739,46 @@ class Engine:
                     now=self.clock(),
                     message=f"{name}: {detail}",
                 )
-            state.status, state.detail, state.updated_at = status.value, detail, self.clock()
+            state.status, state.detail, state.updated_at = status, detail, self.clock()
+            if ready_seconds is not None:
+                state.ready_seconds = round(ready_seconds, 3)
+            if settle:
+                self._settle(s, space)
 
     def settle_phase(self, space_id: int) -> None:
         """Ready when every service is, degraded otherwise; only for settled, running spaces."""
         with self.store.write() as s:
-            space = q.space_for_update(s, space_id)
-            if Phase(space.phase) in (Phase.READY, Phase.DEGRADED):
-                phase = phase_for([ServiceStatus(x.status) for x in space.services])
-                # A degraded space says why: each service that is not ready, and its detail.
-                space.reason = "; ".join(
-                    f"{x.name} {x.status}: {x.detail}" if x.detail else f"{x.name} {x.status}"
-                    for x in space.services
-                    if x.status != ServiceStatus.READY.value
-                )
-                self.set_phase(
-                    s,
-                    space,
-                    phase,
-                    actor=SYSTEM.name,
-                    kind=phase.value,
-                    message=", ".join(f"{x.name} {x.status}" for x in space.services),
-                )
+            self._settle(s, q.space_for_update(s, space_id))
+
+    def _settle(self, s: Session, space: Space) -> None:
+        if space.phase not in (Phase.READY, Phase.DEGRADED):
+            return
+        phase = phase_for([x.status for x in space.services])
+        # A degraded space says why: each service that is not ready, and its detail.
+        space.reason = "; ".join(
+            f"{x.name} {x.status}: {x.detail}" if x.detail else f"{x.name} {x.status}"
+            for x in space.services
+            if x.status != ServiceStatus.READY
+        )
+        self.set_phase(
+            s,
+            space,
+            phase,
+            actor=SYSTEM.name,
+            kind=phase.value,
+            message=", ".join(f"{x.name} {x.status}" for x in space.services),
+        )
 
     def set_phase(
         self, s: Session, space: Space, phase: Phase, *, actor: str, kind: str, message: str
     ) -> None:
-        current = Phase(space.phase)
+        current = space.phase
         if current is phase:
             return
         if not can_transition(current, phase):
             raise Conflict(f"space {space.name!r} cannot go from {current} to {phase}")
         now = self.clock()
-        space.phase, space.updated_at = phase.value, now
+        space.phase, space.updated_at = phase, now
         if phase in (Phase.READY, Phase.PROVISIONING):
             space.reason = ""
         q.add_event(s, space, actor=actor, kind=kind, message=message, now=now, phase=phase)
@@ -746,7 +788,7 @@ class Engine:
         space.observed_generation = max(space.observed_generation, generation)
         for deploy in q.unfinished_deploys(s, space.id):
             if deploy.generation <= generation:
-                deploy.result = "succeeded" if ok else "failed"
+                deploy.result = DeployResult.SUCCEEDED if ok else DeployResult.FAILED
                 deploy.detail = "applied by provisioning" if ok else space.reason
                 deploy.finished_at = self.clock()
 
@@ -816,24 +858,15 @@ class Engine:
 
     # -- loops ---------------------------------------------------------------------------
 
-    def start(self, *, loops: bool = True) -> None:
-        """Start working on jobs and, with `loops`, the reconciler (on every server: each
-        looks after the spaces pinned to it, the leader also after the others) and the
-        reaper (on the leader only)."""
-        from launchbay.engine.loops import reap_once, reconcile_job, reconcile_once
-
-        self.jobs.handle(JobKind.RECONCILE, lambda job: reconcile_job(self, job))
+    def start(self, loops: Sequence[Loop] = ()) -> None:
+        """Start working on jobs, and run each of `loops` in a thread of its own (the
+        reconciler and the reaper: `engine.loops.install` makes them)."""
         self.jobs.start()
-        if not loops:
-            return
-        for name, interval, step, leader_only in (
-            ("reconciler", self.settings.reconcile_interval, reconcile_once, False),
-            ("reaper", self.settings.sweep_interval, reap_once, True),
-        ):
+        for loop in loops:
             thread = threading.Thread(
                 target=self._loop,
-                args=(name, interval, step, leader_only),
-                name=f"launchbay-{name}",
+                args=(loop.name, loop.interval, loop.step, loop.leader_only),
+                name=f"launchbay-{loop.name}",
                 daemon=True,
             )
             thread.start()

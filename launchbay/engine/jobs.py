@@ -212,15 +212,22 @@ class Workers:
                 continue
             for claimed in running:
                 lost = claimed.id not in held
-                if lost or (claimed.space_id in deleting and claimed.kind is not JobKind.DELETE):
-                    if lost:
-                        log.warning(
-                            "job %s of space %s: taken over elsewhere", claimed.id, claimed.space
-                        )
-                    with self._lock:
-                        event = self._job_cancels.get(claimed.id)
-                    if event is not None:  # None: the job ended meanwhile
-                        event.set()
+                if not lost and not (
+                    claimed.space_id in deleting and claimed.kind is not JobKind.DELETE
+                ):
+                    continue
+                with self._lock:
+                    event = self._job_cancels.get(claimed.id)
+                if event is None:
+                    continue  # it ended since `running` was read: nothing was lost
+                if lost:
+                    log.warning(
+                        "job %s of space %s: its lease lapsed and another worker took it over; "
+                        "stopping it here",
+                        claimed.id,
+                        claimed.space,
+                    )
+                event.set()
 
     # -- the one wrapper -------------------------------------------------------------------
 
@@ -230,7 +237,11 @@ class Workers:
             cancel = self._cancels[claimed.space_id] = threading.Event()
             self._job_cancels[claimed.id] = cancel
         try:
-            self._handlers[claimed.kind](claimed)
+            try:
+                self._handlers[claimed.kind](claimed)
+            finally:  # from here on the heartbeat has nothing of this job to stop
+                with self._lock:
+                    self._job_cancels.pop(claimed.id, None)
         except Cancelled:
             if self.stopping.is_set():
                 return  # put back by stop(): the next start runs it again
@@ -254,7 +265,6 @@ class Workers:
         finally:
             with self._lock:
                 self._running.pop(claimed.id, None)
-                self._job_cancels.pop(claimed.id, None)
             self._wake.set()
 
     def _retry(self, claimed: Claimed, error: TemporaryError | Conflict) -> None:

@@ -18,9 +18,9 @@ from launchbay.domain.auth import SYSTEM
 from launchbay.domain.errors import LaunchbayError, TemporaryError
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName, SpaceName
-from launchbay.domain.phases import Phase, ServiceStatus
+from launchbay.domain.phases import Phase
 from launchbay.domain.plan import Action, ActionKind, Observed, plan_space
-from launchbay.engine.engine import Engine, Snapshot
+from launchbay.engine.engine import Engine, Loop, Snapshot
 from launchbay.engine.jobs import Claimed, wall_clock
 from launchbay.store import jobs as store_jobs
 from launchbay.store import queries as q
@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 KEEP_FINISHED_JOBS = timedelta(days=1)
 # A space whose job failed is not given new work by the reconciler for this long.
 FAILED_JOB_COOLING = timedelta(seconds=60)
+
+
+def install(engine: Engine) -> list[Loop]:
+    """Teach the engine's workers the reconcile job; the loops for `Engine.start`: the
+    reconciler on every server (each looks after the spaces pinned to it, the leader also
+    after the others) and the reaper on the leader only."""
+    engine.jobs.handle(JobKind.RECONCILE, lambda job: reconcile_job(engine, job))
+    return [
+        Loop("reconciler", engine.settings.reconcile_interval, reconcile_once),
+        Loop("reaper", engine.settings.sweep_interval, reap_once, leader_only=True),
+    ]
 
 
 def reconcile_once(engine: Engine) -> None:
@@ -68,7 +79,7 @@ def reconcile_once(engine: Engine) -> None:
             current = _still_live(engine, space)
             if current is not None and _plan(engine, current, busy=False):
                 _queue_reconcile(engine, current)
-            if Phase(space.phase) is not Phase.DELETING:
+            if space.phase is not Phase.DELETING:
                 _record_warnings(engine, Snapshot.of(space))
         except LaunchbayError as e:
             log.warning("space %s: reconcile skipped: %s", space.name, e.message)
@@ -113,14 +124,14 @@ def reconcile_job(engine: Engine, job: Claimed) -> None:
 
 
 def _plan(engine: Engine, space: Space, *, busy: bool) -> list[Action]:
-    phase = Phase(space.phase)
+    phase = space.phase
     observed: Mapping[str, Observed] | None = {}
     if phase not in (Phase.PENDING, Phase.PROVISIONING, Phase.DELETING):
         observed = _observe(engine, Snapshot.of(space))
     restarts = {x.name: x.restarts >= engine.settings.max_restarts for x in space.services}
     return plan_space(
         phase,
-        recorded={x.name: ServiceStatus(x.status) for x in space.services},
+        recorded={x.name: x.status for x in space.services},
         observed=observed,
         busy=busy,
         max_restarts_reached=restarts,
@@ -193,8 +204,8 @@ def _apply(engine: Engine, space: Space, snapshot: Snapshot, action: Action) -> 
             ServiceName(action.service),
             action.status,
             action.reason or action.status.value,
+            settle=True,
         )
-        engine.settle_phase(space.id)
 
 
 def _runtime_holdings(engine: Engine, names: set[str]) -> dict[str, set[SpaceName]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,6 +84,7 @@ def install(
         expiry_class=views.expiry_class,
         can_modify=views.can_modify,
         is_live=views.is_live,
+        median=statistics.median,
         ttl_default=views.ttl_default,
         ttl_max=views.ttl_max,
     )
@@ -364,6 +366,7 @@ def _space_context(request: Request, name: str) -> dict[str, Any]:
         "template": template,
         "runtime_unavailable": p.engine.board.unavailable_reason(space.runtime),
         "work": [job for job in p.engine.jobs_of(name) if not job.state.finished],
+        "ready_history": p.engine.ready_history(space.template),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from launchbay.domain.auth import Actor
+from launchbay.domain.auth import Actor, may_change
 from launchbay.domain.durations import format_duration
 from launchbay.domain.phases import Phase
 from launchbay.domain.template import Template
@@ -36,7 +36,7 @@ def expiry_class(expires_at: datetime, *, now: datetime | None = None) -> str:
 
 
 def can_modify(viewer: Actor | None, owner: str) -> bool:
-    return viewer is not None and (viewer.is_admin or viewer.name == owner)
+    return may_change(viewer, owner=owner)
 
 
 def is_live(phase: str) -> bool:

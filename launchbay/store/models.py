@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,19 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from launchbay.domain.jobs import JobKind, JobState
+from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
+
+
+def _enum(kind: type[StrEnum], *, checked: bool = True) -> Enum:
+    """A StrEnum stored as its value (`checked`: the database refuses any other; the older
+    columns are plain strings in the schema, checked on the way in and out)."""
+    return Enum(
+        kind,
+        native_enum=False,
+        create_constraint=checked,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -84,7 +98,7 @@ class Space(Base):
     owner: Mapped[str] = mapped_column(String(63), index=True)
     params: Mapped[dict[str, Any]]
     overrides: Mapped[dict[str, Any]]
-    phase: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase, checked=False))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -100,6 +114,8 @@ class Space(Base):
     # one machine (processes, a local Docker Engine): only that node can act on them, so
     # its jobs are pinned there. NULL: any replica may act.
     node: Mapped[str | None] = mapped_column(String(64), default=None)
+    # How long its last provisioning took from start to every service ready.
+    ready_seconds: Mapped[float | None] = mapped_column(default=None)
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",
@@ -116,11 +132,13 @@ class ServiceState(Base):
     space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(63))
     position: Mapped[int] = mapped_column(default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ServiceStatus] = mapped_column(_enum(ServiceStatus, checked=False))
     version: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(Text, default="")
     restarts: Mapped[int] = mapped_column(default=0)
     endpoints: Mapped[dict[str, Any]]
+    # How long it took from its last start to its health passing.
+    ready_seconds: Mapped[float | None] = mapped_column(default=None)
     updated_at: Mapped[datetime]
 
     space: Mapped[Space] = relationship(back_populates="services")
@@ -135,7 +153,7 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(63))
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
-    phase: Mapped[str | None] = mapped_column(String(16), default=None)
+    phase: Mapped[Phase | None] = mapped_column(_enum(Phase, checked=False), default=None)
     # For events that come from a runtime (a cluster's warnings): its id, recorded once.
     external_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
 
@@ -156,7 +174,7 @@ class Deploy(Base):
     wanted: Mapped[dict[str, Any]]
     actor: Mapped[str] = mapped_column(String(63))
     source: Mapped[str] = mapped_column(String(255), default="")
-    result: Mapped[str] = mapped_column(String(16))
+    result: Mapped[DeployResult] = mapped_column(_enum(DeployResult, checked=False))
     detail: Mapped[str] = mapped_column(Text, default="")
     requested_at: Mapped[datetime]
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -189,17 +207,6 @@ class PullRequest(Base):
     head_sha: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
     space: Mapped[str] = mapped_column(String(63))
-
-
-def _enum(kind: type[JobKind] | type[JobState]) -> Enum:
-    """A StrEnum stored as its value, checked by the database."""
-    return Enum(
-        kind,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class Job(Base):

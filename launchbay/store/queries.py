@@ -101,6 +101,20 @@ def expired_spaces(session: Session, *, now: datetime) -> Sequence[Space]:
     ).all()
 
 
+def ready_history(session: Session, template: str, *, limit: int = 20) -> list[float]:
+    """Time to ready of the newest spaces of a template that got ready, newest first."""
+    return [
+        seconds
+        for seconds in session.scalars(
+            select(Space.ready_seconds)
+            .where(Space.template == template, Space.ready_seconds.is_not(None))
+            .order_by(Space.id.desc())
+            .limit(limit)
+        )
+        if seconds is not None
+    ]
+
+
 def overdue_seconds(session: Session, *, now: datetime) -> list[float]:
     """For each live space past its expiry, by how many seconds."""
     expiries = session.scalars(

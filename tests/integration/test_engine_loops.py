@@ -11,7 +11,7 @@ from launchbay.domain.auth import Actor
 from launchbay.domain.errors import Conflict
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
-from launchbay.engine.loops import reap_once, reconcile_once
+from launchbay.engine.loops import install, reap_once, reconcile_once
 from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store import queries as q
@@ -73,7 +73,8 @@ def make_engine(store, templates: Path, tmp_path: Path, clock: Clock):
             settings=EngineSettings(**settings),
             clock=clock,
         )
-        engine.start(loops=False)  # jobs run; the test drives the loops pass by pass
+        install(engine)  # the reconcile job; the test drives the loops pass by pass
+        engine.start()
         engines.append(engine)
         return engine
 

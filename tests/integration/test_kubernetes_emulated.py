@@ -19,7 +19,7 @@ from launchbay.domain.auth import Actor
 from launchbay.domain.errors import Invalid, Refused
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
-from launchbay.engine.loops import reap_once, reconcile_once
+from launchbay.engine.loops import install, reap_once, reconcile_once
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.store.db import Store, sqlite_url
 from launchbay.store.queries import SpaceFilter
@@ -55,7 +55,8 @@ def cluster(kube_cluster, tmp_path: Path, templates: Path):
             catalog=TemplateCatalog(templates),
             settings=EngineSettings(**settings),
         )
-        made.start(loops=False)  # jobs run; the test drives the loops pass by pass
+        install(made)  # the reconcile job; the test drives the loops pass by pass
+        made.start()
         engines.append(made)
         return made
 

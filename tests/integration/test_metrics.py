@@ -29,6 +29,9 @@ def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_metrics_count_jobs_time_readiness_and_report_state(server):
     assert server.bay("space", "create", "seen", "--template", "quick", "--wait").returncode == 0
+    space = server.space("seen")
+    assert space["ready_seconds"] > 0 and space["services"][0]["ready_seconds"] > 0
+    assert ", ready in " in server.bay("space", "show", "seen").stdout
     got = samples(server.url)
     assert got[("launchbay_jobs_finished_total", (("kind", "provision"), ("outcome", "done")))] == 1
     assert got[("launchbay_space_ready_seconds_count", (("template", "quick"),))] == 1

@@ -141,3 +141,13 @@ def test_templates_page_shows_the_start_order_and_the_cli_command(admin):
 def test_static_files_are_served_locally(server):
     assert httpx.get(f"{server.url}/static/vendor/htmx-2.0.11.min.js").status_code == 200
     assert "prefers-color-scheme: dark" in httpx.get(f"{server.url}/static/portal.css").text
+
+
+def test_the_space_page_says_how_long_it_took_to_get_ready_and_how_its_template_does(admin, server):
+    for name in ("timed-1", "timed-2"):
+        assert server.bay("space", "create", name, "--template", "demo", "--wait").returncode == 0
+    page = admin.get("/spaces/timed-2").text
+    assert 'id="ready-in"' in page
+    assert re.search(r"\d+\.\d s <span class=\"muted\">\(template demo, last 2: median", page)
+    work = re.search(r'<ul class="work"', page)
+    assert work is None  # nothing queued or running once it is ready

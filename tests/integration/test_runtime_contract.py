@@ -26,6 +26,7 @@ from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
 from launchbay.runtimes.compose import ComposeRuntime
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.runtimes.process import ProcessRuntime
+from tests.fake_runtime import FakeRuntime, Script
 from tests.kube_emulator import CRASHING_IMAGE, UNPULLABLE_IMAGE, RenderingInstaller, api_client
 from tests.support import (
     BUSYBOX_IMAGE,
@@ -91,7 +92,18 @@ TEMPLATE = textwrap.dedent(
 }
 
 
+# How the contract's services behave on the fake runtime (it plays their backend).
+FAKE_SCRIPTS = {
+    "web": Script(ready_after=0.2),
+    "worker": Script(log=("worker up", "tick")),
+    "broken": Script(exit_code=3, log=("boom",)),
+    "missing": Script(exit_code=127, log=("sh: /nonexistent/launchbay-test-binary: not found",)),
+}
+
+
 def make_runtime(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Runtime:
+    if kind == "fake":
+        return FakeRuntime(scripts=FAKE_SCRIPTS)
     if kind == "compose":
         request.getfixturevalue("busybox_image")
         return ComposeRuntime(
@@ -131,7 +143,7 @@ def _finish(rt: Runtime) -> None:
     rt.close()
 
 
-@pytest.fixture(params=["process", "compose", "kubernetes-emulated", "kubernetes-real"])
+@pytest.fixture(params=["process", "compose", "kubernetes-emulated", "kubernetes-real", "fake"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     rt = make_runtime(request, request.param, tmp_path)
     yield rt

@@ -1,0 +1,190 @@
+"""The engine's logic, in-process and fast, on the fake runtime (held to the runtime
+contract by test_runtime_contract.py) with a clock the test controls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from launchbay.domain.auth import Actor
+from launchbay.domain.errors import Conflict, NotFound, Refused
+from launchbay.engine.catalog import TemplateCatalog
+from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
+from launchbay.engine.loops import install, reap_once, reconcile_once
+from launchbay.runtimes.base import RuntimeUnavailable
+from launchbay.store.db import Store, sqlite_url
+from tests.fake_runtime import FakeRuntime, Script
+from tests.support import wait_until
+
+ANN = Actor("ann")
+PAIR = """\
+name: pair
+ttl: {default: 1h, max: 2h}
+services:
+  db:
+    health: {tcp: true, interval: 20ms, timeout: 5s}
+    process: {command: [db]}
+  web:
+    depends_on: [db]
+    health: {http: /, interval: 20ms, timeout: 5s}
+    endpoints: [{name: home, path: /}]
+    process: {command: [web]}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def fake() -> FakeRuntime:
+    return FakeRuntime(scripts={"db": Script(ready_after=0.1), "web": Script()})
+
+
+@pytest.fixture
+def engine(tmp_path: Path, fake: FakeRuntime):
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "pair.yaml").write_text(PAIR)
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    made = Engine(
+        store=store,
+        runtimes={"process": fake},
+        catalog=TemplateCatalog(tmp_path / "templates"),
+        settings=EngineSettings(max_restarts=2),
+        clock=Clock(),
+    )
+    install(made)
+    made.start()
+    yield made
+    made.stop()
+    store.close()
+
+
+def settle(engine: Engine, name: str, phases: set[str]) -> str:
+    return wait_until(
+        lambda: (p := engine.get(name).phase) in phases and p,
+        timeout=10,
+        interval=0.02,
+        what=f"{name} in {phases}",
+    )
+
+
+def create(engine: Engine, name: str) -> None:
+    engine.create(CreateSpace(name=name, template="pair"), actor=ANN)
+
+
+def test_services_start_in_dependency_order_and_the_space_gets_ready(engine, fake):
+    create(engine, "one")
+    assert settle(engine, "one", {"ready", "failed"}) == "ready"
+    runs = fake._runs["one"]
+    assert runs["web"].started >= runs["db"].started + 0.1  # after db was healthy
+    space = engine.get("one")
+    assert space.ready_seconds and space.ready_seconds >= 0.1
+    assert space.services[1].endpoints["home"].startswith("http://127.0.0.1:")
+
+
+def test_a_service_that_exits_fails_the_space_naming_it_and_stops_the_rest(engine, fake):
+    fake.scripts = {"db": Script(), "web": Script(exit_code=2)}
+    create(engine, "bad")
+    assert settle(engine, "bad", {"ready", "failed"}) == "failed"
+    assert "service 'web': exited with code 2" in engine.get("bad").reason
+    assert fake.running("bad") == set()
+
+
+def test_delete_removes_everything_and_sleep_then_wake_runs_it_again(engine, fake):
+    create(engine, "nap")
+    settle(engine, "nap", {"ready"})
+    engine.sleep("nap", actor=ANN)
+    settle(engine, "nap", {"sleeping"})
+    assert fake.running("nap") == set()
+    engine.wake("nap", actor=ANN)
+    settle(engine, "nap", {"ready"})
+    assert fake.running("nap") == {"db", "web"}
+    engine.delete("nap", actor=ANN)
+    settle(engine, "nap", {"deleted"})
+    assert "nap" not in fake.spaces()
+
+
+def test_a_service_that_dies_is_restarted_until_it_runs_out_of_restarts_and_says_why(engine, fake):
+    create(engine, "flaky")
+    settle(engine, "flaky", {"ready"})
+    for restart in (1, 2):
+        fake.kill("flaky", "web")
+        wait_until(
+            lambda restart=restart: (
+                reconcile_once(engine) or engine.get("flaky").services[1].restarts == restart
+            ),
+            timeout=10,
+            interval=0.05,
+            what=f"restart {restart}",
+        )
+        settle(engine, "flaky", {"ready"})
+    fake.kill("flaky", "web")
+    wait_until(
+        lambda: reconcile_once(engine) or engine.get("flaky").phase == "degraded",
+        timeout=10,
+        interval=0.05,
+        what="degraded",
+    )
+    assert "web failed" in engine.get("flaky").reason
+    assert "restart" in engine.get("flaky").reason  # why: out of restarts
+
+
+def test_the_reaper_deletes_a_space_past_its_ttl(engine, fake):
+    create(engine, "short")
+    settle(engine, "short", {"ready"})
+    engine.clock.now += timedelta(hours=2)
+    reap_once(engine)
+    settle(engine, "short", {"deleted"})
+    assert "short" not in fake.spaces()
+
+
+# -- one failure path: each error class from the runtime, through the one job wrapper ----
+
+
+def kinds(engine: Engine, name: str) -> list[str]:
+    return [e.kind for e in engine.events(name)]
+
+
+def test_unavailable_is_retried_and_the_space_comes_up(engine, fake):
+    fake.faults["start"] = [RuntimeUnavailable("the backend does not answer", delay=0)]
+    create(engine, "retry")
+    assert settle(engine, "retry", {"ready", "failed"}) == "ready"
+    assert kinds(engine, "retry").count("retry") == 1
+
+
+def test_refused_fails_the_space_at_once_saying_why(engine, fake):
+    fake.faults["start"] = [Refused("no rights to start db")]
+    create(engine, "denied")
+    assert settle(engine, "denied", {"ready", "failed"}) == "failed"
+    assert "no rights to start db" in engine.get("denied").reason
+    assert "retry" not in kinds(engine, "denied")
+
+
+def test_not_found_fails_the_job_without_retry_and_the_reason_is_kept(engine, fake):
+    create(engine, "lost")
+    settle(engine, "lost", {"ready"})
+    fake.faults["destroy"] = [NotFound("no such network")]
+    engine.delete("lost", actor=ANN)
+    wait_until(
+        lambda: "job-failed" in kinds(engine, "lost"), timeout=10, interval=0.02, what="failed"
+    )
+    (job,) = [j for j in engine.jobs_of("lost") if j.kind == "delete"]
+    assert (job.state, job.attempts, job.reason) == ("failed", 1, "no such network")
+    assert engine.get("lost").phase == "deleting"  # never reported deleted while it runs
+
+
+def test_conflict_is_retried_and_the_change_goes_through(engine, fake):
+    create(engine, "race")
+    settle(engine, "race", {"ready"})
+    fake.faults["stop"] = [Conflict("changed meanwhile")]
+    engine.sleep("race", actor=ANN)
+    assert settle(engine, "race", {"sleeping"}) == "sleeping"
+    assert kinds(engine, "race").count("retry") == 1

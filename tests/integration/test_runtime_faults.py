@@ -1,0 +1,51 @@
+"""Each runtime translates its backend's answers once, into the four error classes the job
+wrapper acts on (retry or not; see test_engine_fake.py and test_kubernetes_emulated.py
+for the whole path through the engine). Faults are injected at the backend's client."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from docker.errors import APIError, DockerException
+
+from launchbay.domain.errors import Conflict, NotFound, Refused, TemporaryError
+from launchbay.domain.names import SpaceName
+from launchbay.runtimes.base import RuntimeUnavailable, SpaceRef
+from launchbay.runtimes.compose import ComposeRuntime
+
+
+class DockerAnswering:
+    """A Docker SDK client whose every listing gets the Engine's `status` answer."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        for kind in ("containers", "networks", "volumes", "images"):
+            setattr(self, kind, self)
+
+    def list(self, **_: object) -> list[object]:
+        raise self.error
+
+
+def api_error(status: int) -> APIError:
+    response = requests.Response()
+    response.status_code = status
+    return APIError(f"{status} injected", response=response, explanation=f"injected {status}")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "said"),
+    [
+        (DockerException("connection refused"), RuntimeUnavailable, "Docker did not answer"),
+        (api_error(500), RuntimeUnavailable, "Docker did not answer"),
+        (api_error(403), Refused, "Docker refused to list containers"),
+        (api_error(404), NotFound, "Docker has nothing to list containers"),
+        (api_error(409), Conflict, "Docker could not list containers, it changed meanwhile"),
+    ],
+)
+def test_compose_runtime_translates_the_docker_engines_answers(tmp_path, error, expected, said):
+    runtime = ComposeRuntime(tmp_path / "runtime")
+    runtime._client = DockerAnswering(error)
+    with pytest.raises(expected, match=said) as raised:
+        runtime.stop(SpaceRef(name=SpaceName("s"), owner="ann", template="t"), "web")
+    # Only unavailable is temporary (retried); a refusal says what was refused.
+    assert isinstance(raised.value, TemporaryError) is (expected is RuntimeUnavailable)
