@@ -15,6 +15,7 @@ processes that carry its labels.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -26,12 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from launchbay.domain.errors import LaunchbayError, Refused
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
 from launchbay.domain.template import Service
 from launchbay.runtimes import probes, proc
-from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
+from launchbay.runtimes.base import Runtime, RuntimeUnavailable, ServiceFailed, SpaceRef
 
 LABEL_ROOT = "LAUNCHBAY_ROOT"
 LABEL_SPACE = "LAUNCHBAY_SPACE"
@@ -72,17 +74,20 @@ class ProcessRuntime(Runtime):
         self, space: SpaceRef, services: Mapping[ServiceName, Service]
     ) -> dict[ServiceName, Address]:
         folder = self._folder(space.name)
-        folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            ports: dict[str, int] = read_json(folder / "ports.json") or {}
-            taken = set(ports.values())
-            for name in services:
-                while name not in ports:
-                    port = probes.free_port(self.host)
-                    if port not in taken:
-                        ports[name] = port
-                        taken.add(port)
-            write_json(folder / "ports.json", ports)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                ports: dict[str, int] = read_json(folder / "ports.json") or {}
+                taken = set(ports.values())
+                for name in services:
+                    while name not in ports:
+                        port = probes.free_port(self.host)
+                        if port not in taken:
+                            ports[name] = port
+                            taken.add(port)
+                write_json(folder / "ports.json", ports)
+            except OSError as e:
+                raise _os_error(e, f"write the space's folder {folder}") from e
         return {name: Address(self.host, ports[name]) for name in services}
 
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
@@ -101,12 +106,16 @@ class ProcessRuntime(Runtime):
         # interrupted before the pid was written: stop them rather than run two copies.
         self._terminate(space.name, service.name)
         folder = self._folder(space.name)
-        folder.mkdir(parents=True, exist_ok=True)
         cwd = Path(section.cwd) if section.cwd else (Path("/") if self.user else folder)
         address = self.addresses(space, {service.name: service.spec})[service.name]
         env = self._environment(space, service, address)
         log_path = folder / f"{service.name}.log"
-        with log_path.open("ab") as log:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log_file = log_path.open("ab")
+        except OSError as e:
+            raise _os_error(e, f"write the space's folder {folder}") from e
+        with log_file as log:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log.write(
                 f"--- {stamp} launchbay: starting {service.name} at {service.version}\n".encode()
@@ -122,7 +131,9 @@ class ProcessRuntime(Runtime):
                 ) from e
             except NotADirectoryError as e:
                 raise ServiceFailed(service.name, f"working folder does not exist: {cwd}") from e
-            except OSError as e:  # E2BIG (arguments or environment too long), ENOMEM, ...
+            except OSError as e:  # E2BIG (arguments or environment too long), EAGAIN, ...
+                if e.errno in TEMPORARY_ERRNOS:  # the machine is out of something, for now
+                    raise _os_error(e, f"start {section.command[0]}") from e
                 raise ServiceFailed(
                     service.name, f"cannot start {section.command[0]}: {e.strerror or e}"
                 ) from e
@@ -344,3 +355,20 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
+
+
+# The machine is short of something that may come back: retried later.
+TEMPORARY_ERRNOS = frozenset(
+    {errno.EAGAIN, errno.ENOMEM, errno.ENOSPC, errno.EMFILE, errno.ENFILE, errno.EDQUOT}
+)
+
+
+def _os_error(error: OSError, what: str) -> LaunchbayError:
+    """The one translation of the operating system's answers: out of something for now
+    (unavailable: retried), or no right to it (refused: not retried, says which)."""
+    said = error.strerror or str(error)
+    if error.errno in TEMPORARY_ERRNOS:
+        return RuntimeUnavailable(f"cannot {what} now: {said}")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return Refused(f"no right to {what}: {said}")
+    return RuntimeUnavailable(f"cannot {what}: {said}")

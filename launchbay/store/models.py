@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -115,7 +116,7 @@ class Space(Base):
     # its jobs are pinned there. NULL: any replica may act.
     node: Mapped[str | None] = mapped_column(String(64), default=None)
     # How long its last provisioning took from start to every service ready.
-    ready_seconds: Mapped[float | None] = mapped_column(default=None)
+    ready_seconds: Mapped[float | None] = mapped_column(Float, default=None)
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",
@@ -138,7 +139,7 @@ class ServiceState(Base):
     restarts: Mapped[int] = mapped_column(default=0)
     endpoints: Mapped[dict[str, Any]]
     # How long it took from its last start to its health passing.
-    ready_seconds: Mapped[float | None] = mapped_column(default=None)
+    ready_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     updated_at: Mapped[datetime]
 
     space: Mapped[Space] = relationship(back_populates="services")

@@ -4,14 +4,19 @@ for the whole path through the engine). Faults are injected at the backend's cli
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 import pytest
 import requests
 from docker.errors import APIError, DockerException
 
 from launchbay.domain.errors import Conflict, NotFound, Refused, TemporaryError
 from launchbay.domain.names import SpaceName
-from launchbay.runtimes.base import RuntimeUnavailable, SpaceRef
+from launchbay.runtimes import process as process_module
+from launchbay.runtimes.base import RuntimeUnavailable, ServiceFailed, SpaceRef
 from launchbay.runtimes.compose import ComposeRuntime
+from launchbay.runtimes.process import ProcessRuntime
 
 
 class DockerAnswering:
@@ -49,3 +54,59 @@ def test_compose_runtime_translates_the_docker_engines_answers(tmp_path, error, 
         runtime.stop(SpaceRef(name=SpaceName("s"), owner="ann", template="t"), "web")
     # Only unavailable is temporary (retried); a refusal says what was refused.
     assert isinstance(raised.value, TemporaryError) is (expected is RuntimeUnavailable)
+
+
+# -- the process runtime: its backend is the operating system -------------------------------
+
+
+def contract_web(runtime):
+    from tests.integration.test_runtime_contract import services, space
+
+    ref = space()
+    return ref, services(runtime, ref)["web"]
+
+
+def failing_with(error: OSError):
+    def fail(*_: object, **__: object) -> int:
+        raise error
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "said"),
+    [
+        (OSError(errno.EAGAIN, "Resource temporarily unavailable"), RuntimeUnavailable, "now"),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), RuntimeUnavailable, "now"),
+        (PermissionError(errno.EACCES, "Permission denied"), ServiceFailed, "not executable"),
+        (FileNotFoundError(errno.ENOENT, "No such file"), ServiceFailed, "command not found"),
+        (OSError(errno.E2BIG, "Argument list too long"), ServiceFailed, "cannot start"),
+    ],
+)
+def test_process_runtime_translates_what_the_system_says_when_starting(
+    tmp_path, monkeypatch, error, expected, said
+):
+    runtime = ProcessRuntime(tmp_path / "runtime")
+    monkeypatch.setattr(process_module.proc, "spawn", failing_with(error))
+    ref, web = contract_web(runtime)
+    with pytest.raises(expected, match=said) as raised:
+        runtime.start(ref, web)
+    assert isinstance(raised.value, TemporaryError) is (expected is RuntimeUnavailable)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "said"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), RuntimeUnavailable, "now"),
+        (PermissionError(errno.EACCES, "Permission denied"), Refused, "no right to write"),
+        (OSError(errno.EROFS, "Read-only file system"), Refused, "no right to write"),
+    ],
+)
+def test_process_runtime_translates_a_folder_it_cannot_write(
+    tmp_path, monkeypatch, error, expected, said
+):
+    runtime = ProcessRuntime(tmp_path / "runtime")
+    ref, web = contract_web(runtime)
+    monkeypatch.setattr(Path, "mkdir", failing_with(error))
+    with pytest.raises(expected, match=said):
+        runtime.start(ref, web)
