@@ -91,8 +91,8 @@ def plan_space(
     """What the reconciler should do for one space, level-triggered and idempotent.
 
     `observed` is None when the runtime could not be read: then nothing is done, because a
-    failed read must never look like "everything is gone". `busy` means a job for this space
-    is running in this process already.
+    failed read must never look like "everything is gone". `busy` means another job of this
+    space is queued or running (on any server): it goes first.
     """
     if busy or observed is None:
         return []
