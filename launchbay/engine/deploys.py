@@ -150,7 +150,7 @@ class Deploys:
         while True:
             with self.engine.store.read() as s:
                 deploy = q.deploy_by_id(s, deploy_id)
-            if deploy.result not in (PENDING, RUNNING) or time.monotonic() > deadline:
+            if deploy.result.finished or time.monotonic() > deadline:
                 return deploy
             time.sleep(0.1)
 

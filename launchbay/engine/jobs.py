@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from launchbay.domain.errors import Conflict, LaunchbayError, TemporaryError
@@ -172,6 +173,8 @@ class Workers:
 
     def _claim(self) -> Claimed | None:
         try:
+            if not self._anything_to_claim():
+                return None
             with self.store.write() as s:
                 job = store_jobs.claim(
                     s, node=self.node, owner=self.owner, clock=wall_clock, lease=self._lease
@@ -184,6 +187,13 @@ class Workers:
             log.warning("cannot claim jobs now: %s", e.message)
             self.stopping.wait(self._poll)
             return None
+
+    def _anything_to_claim(self) -> bool:
+        try:
+            with self.store.read() as s:
+                return store_jobs.claimable(s, node=self.node, now=wall_clock())
+        except OperationalError:
+            return True  # the claim's write says what is wrong with the store
 
     def _beat(self) -> None:
         while not self.stopping.wait(self._heartbeat_every):

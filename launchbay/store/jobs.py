@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from launchbay.domain.jobs import JobKind, JobState
 from launchbay.store.models import Job, Space
@@ -60,13 +60,9 @@ def claim(
     whose lease lapsed (its worker died) is taken over. Its start is read from `clock` once
     the space is held, so it is never earlier than the end of the job before it."""
     now = clock()
-    claimable = or_(
-        and_(Job.state == JobState.QUEUED, Job.run_after <= now),
-        and_(Job.state == JobState.RUNNING, Job.lease_until <= now),
-    )
     candidates = (
         select(Job)
-        .where(claimable, or_(Job.node.is_(None), Job.node == node))
+        .where(_claimable(node=node, now=now))
         .order_by(Job.id)
         .limit(32)
         .with_for_update(skip_locked=True)
@@ -101,6 +97,32 @@ def claim(
         job.attempts += 1
         return job
     return None
+
+
+def claimable(session: Session, *, node: str, now: datetime) -> bool:
+    """Whether `claim` would find anything: a read, so an idle worker takes no write lock."""
+    return session.scalar(select(Job.id).where(_claimable(node=node, now=now)).limit(1)) is not None
+
+
+def _claimable(*, node: str, now: datetime) -> ColumnElement[bool]:
+    """Jobs this node may start now: queued and due, or running under a lapsed lease, of a
+    space with no other job running under a live lease (so that a busy space's backlog
+    never hides the jobs of idle spaces from a claim)."""
+    other = aliased(Job)
+    space_busy = exists().where(
+        other.space_id == Job.space_id,
+        other.id != Job.id,
+        other.state == JobState.RUNNING,
+        other.lease_until > now,
+    )
+    return and_(
+        or_(
+            and_(Job.state == JobState.QUEUED, Job.run_after <= now),
+            and_(Job.state == JobState.RUNNING, Job.lease_until <= now),
+        ),
+        or_(Job.node.is_(None), Job.node == node),
+        ~space_busy,
+    )
 
 
 def renew(

@@ -77,14 +77,21 @@ def test_show_says_what_is_queued_and_running(server):
     with server.client() as c:
         c.post("/api/v1/spaces", json={"name": "busy", "template": "slow"}).raise_for_status()
         c.post("/api/v1/spaces/busy/deploy", json={"service": "first", "version": "v2"})
-    jobs = server.space("busy")["jobs"]
-    assert [(j["kind"], j["state"]) for j in jobs if j["state"] in ("queued", "running")][:2] == [
-        ("provision", "running"),
-        ("redeploy", "queued"),
-    ] or jobs[0]["kind"] == "provision", jobs
+
+    def unfinished() -> list[tuple[str, str]]:
+        jobs = server.space("busy")["jobs"]
+        return [(j["kind"], j["state"]) for j in jobs if j["state"] in ("queued", "running")]
+
+    # The deploy waits behind the provisioning (one job per space at a time).
+    wait_until(
+        lambda: unfinished() == [("provision", "running"), ("redeploy", "queued")],
+        timeout=20,
+        what="provision running, redeploy queued",
+    )
     shown = server.bay("space", "show", "busy")
     assert shown.returncode == 0
     assert "work: provision running" in shown.stdout, shown.stdout
+    assert "redeploy queued" in shown.stdout, shown.stdout
     server.wait_phase("busy", {"ready"})
 
 

@@ -311,3 +311,16 @@ def test_a_job_that_ended_between_heartbeats_never_cancels_the_next_job_of_its_s
         assert reasons == [""] * len(ids)
     finally:
         w.stop()
+
+
+def test_a_busy_spaces_backlog_never_hides_another_spaces_job(store):
+    """The claim looked at the 32 oldest jobs only: 40 jobs queued behind a running one of
+    the same space kept every other space waiting."""
+    busy, idle = add_space(store, "busy"), add_space(store, "idle")
+    running = enqueue(store, busy, JobKind.PROVISION)
+    assert claim(store)[0] == running
+    for i in range(40):
+        enqueue(store, busy, JobKind.RESTART, service=f"s{i}", reason="died")
+    waiting = enqueue(store, idle, JobKind.SLEEP)
+    assert claim(store)[0] == waiting
+    assert claim(store) is None
