@@ -134,9 +134,6 @@ class Workers:
         except LaunchbayError as e:
             log.warning("unfinished jobs not put back (their leases will lapse): %s", e.message)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def wake_after_commit(self, session: Session) -> None:
         """Wake the dispatcher once the transaction that queued a job has committed."""
         event.listen(session, "after_commit", lambda _s: self._wake.set(), once=True)

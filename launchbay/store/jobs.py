@@ -258,7 +258,8 @@ def prune(session: Session, *, before: datetime) -> int:
 
 
 def _held(session: Session, job_id: int, owner: str) -> Job | None:
-    job = session.get(Job, job_id, with_for_update=session.get_bind().dialect.name != "sqlite")
+    # FOR UPDATE on PostgreSQL; SQLite renders none (its write transactions are exclusive).
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     if job is None or job.owner != owner or job.state is not JobState.RUNNING:
         return None
     return job
