@@ -315,13 +315,32 @@ def build_busybox_image() -> str:
 
 
 def launchbay_docker_objects(root: Path | None = None) -> list[str]:
-    """Containers, networks and volumes that carry Launchbay's labels (of one runtime root)."""
+    """Containers, networks, volumes and images that carry Launchbay's labels (of one
+    runtime root)."""
     label = f"dev.launchbay.root={root.resolve()}" if root else "dev.launchbay.managed-by=launchbay"
     found = []
-    for kind in ("container", "network", "volume"):
+    for kind in ("container", "network", "volume", "image"):
         args = ["docker", kind, "ls", "-q", "--filter", f"label={label}"]
         if kind == "container":
             args.insert(3, "-a")
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
         found += [f"{kind}:{x}" for x in out]
     return found
+
+
+MATERIAL = ROOT / "tests" / "material"
+MATERIAL_IMAGES = (
+    "shop/base:1",
+    "shopdb/db:10",
+    "shopcache/cache:7",
+    "platform/base:1",
+    "ports/multi:1",
+)
+
+
+def tag_material_images() -> None:
+    """The images the Compose files under tests/material name: the busybox base image,
+    tagged with those names."""
+    base = build_busybox_image()
+    for name in MATERIAL_IMAGES:
+        subprocess.run(["docker", "tag", base, name], check=True, capture_output=True)

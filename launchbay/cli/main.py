@@ -328,7 +328,9 @@ def template_validate(files: Annotated[list[Path], typer.Argument(help="template
     failed = False
     for file in files:
         try:
-            template = parse_template(_read_text(file), file=str(file))
+            template = parse_template(
+                _read_text(file), file=str(file), read=lambda p: p.read_text(encoding="utf-8")
+            )
         except YamlError as e:
             failed = True
             for problem in e.problems:

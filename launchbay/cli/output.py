@@ -84,7 +84,7 @@ def space_table(spaces: list[dict[str, Any]]) -> Any:
         table.add_column(column, overflow="fold")
     for space in spaces:
         services = space["services"]
-        ready = sum(1 for s in services if s["status"] == "ready")
+        ready = sum(1 for s in services if s["status"] in ("ready", "completed"))
         phase = space["phase"]
         table.add_row(
             space["name"],
@@ -119,9 +119,13 @@ def service_table(space: dict[str, Any]) -> Any:
 
 
 def _status_style(status: str) -> str:
-    return {"ready": "green", "failed": "red", "unhealthy": "yellow", "starting": "cyan"}.get(
-        status, "white"
-    )
+    return {
+        "ready": "green",
+        "completed": "green",
+        "failed": "red",
+        "unhealthy": "yellow",
+        "starting": "cyan",
+    }.get(status, "white")
 
 
 def show_space(space: dict[str, Any]) -> None:

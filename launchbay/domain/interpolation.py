@@ -50,12 +50,14 @@ def check_reference(ref: str, *, params: set[str], services: set[str]) -> str | 
     )
 
 
-def interpolate(text: str, values: Mapping[str, str]) -> str:
-    """Replace each reference with its value; a reference without a value is an error."""
+def interpolate(text: str, values: Mapping[str, str], *, keep_escapes: bool = False) -> str:
+    """Replace each reference with its value; a reference without a value is an error.
+    With `keep_escapes`, `$${...}` stays as written: a Compose section, where `$$` is
+    Compose's own escape and Compose reads the text next."""
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(1):
-            return "${" + match.group(2) + "}"
+            return ("$${" if keep_escapes else "${") + match.group(2) + "}"
         ref = match.group(2).strip()
         if ref not in values:
             raise Invalid(f"nothing to put in ${{{ref}}}")
@@ -64,15 +66,17 @@ def interpolate(text: str, values: Mapping[str, str]) -> str:
     return REFERENCE.sub(substitute, text)
 
 
-def interpolate_tree(value: Any, values: Mapping[str, str]) -> Any:
+def interpolate_tree(value: Any, values: Mapping[str, str], *, keep_escapes: bool = False) -> Any:
     """`interpolate` applied to every string in nested lists and mappings (keys included)."""
     if isinstance(value, str):
-        return interpolate(value, values)
+        return interpolate(value, values, keep_escapes=keep_escapes)
     if isinstance(value, list):
-        return [interpolate_tree(item, values) for item in value]
+        return [interpolate_tree(item, values, keep_escapes=keep_escapes) for item in value]
     if isinstance(value, dict):
         return {
-            interpolate_tree(key, values): interpolate_tree(item, values)
+            interpolate_tree(key, values, keep_escapes=keep_escapes): interpolate_tree(
+                item, values, keep_escapes=keep_escapes
+            )
             for key, item in value.items()
         }
     return value

@@ -66,3 +66,9 @@ class ServiceStatus(StrEnum):
     UNHEALTHY = "unhealthy"
     FAILED = "failed"
     STOPPED = "stopped"
+    COMPLETED = "completed"  # a one-shot job that exited 0: done, never restarted
+
+    @property
+    def is_up(self) -> bool:
+        """Counts as ready in its space: running and healthy, or a job that completed."""
+        return self in (ServiceStatus.READY, ServiceStatus.COMPLETED)

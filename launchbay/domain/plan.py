@@ -70,6 +70,8 @@ class Observed:
     running: bool
     healthy: bool | None  # None: no health check, or not probed
     detail: str = ""
+    # A one-shot job that exited 0: not running, and nothing to restart.
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,10 @@ def plan_space(
     actions = []
     for name, status in recorded.items():
         seen = observed.get(name, _GONE)
-        if not seen.running:
+        if seen.completed:
+            if status is not ServiceStatus.COMPLETED:
+                actions.append(Action(ActionKind.MARK, name, ServiceStatus.COMPLETED, seen.detail))
+        elif not seen.running:
             if max_restarts_reached.get(name, False):
                 if status is not ServiceStatus.FAILED:
                     actions.append(
@@ -136,7 +141,7 @@ def plan_space(
 
 def phase_for(statuses: Sequence[ServiceStatus]) -> Phase:
     """A settled space's phase from its services' statuses."""
-    return Phase.READY if all(s is ServiceStatus.READY for s in statuses) else Phase.DEGRADED
+    return Phase.READY if all(s.is_up for s in statuses) else Phase.DEGRADED
 
 
 _GONE = Observed(running=False, healthy=None, detail="not running")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from launchbay.domain.durations import format_duration, parse_duration
@@ -47,7 +48,11 @@ class ResolvedService:
 
 
 def parse_sets(
-    items: Mapping[str, str], template: Template, limits: Limits = DEFAULT_LIMITS
+    items: Mapping[str, str],
+    template: Template,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    runtime: str | None = None,
 ) -> Overrides:
     """{"api.version": "pr-123", "api.env.DEBUG": "1"} -> {"api": {"version": "pr-123", ...}},
     each key allowed by the template and each value within the limits."""
@@ -59,7 +64,7 @@ def parse_sets(
                 f"--set {target!r}: write SERVICE.KEY=VALUE, with KEY one of {_OVERRIDE_KEYS}"
             )
         result.setdefault(service, {})[key] = value
-    check_overrides(result, template, limits)
+    check_overrides(result, template, limits, runtime=runtime)
     return result
 
 
@@ -67,8 +72,11 @@ def check_overrides(
     overrides: Mapping[str, Mapping[str, str]],
     template: Template,
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    runtime: str | None = None,
 ) -> None:
-    """Every key allowed by the template, every value within the limits."""
+    """Every key allowed by the template, applicable on `runtime` (when given: an override
+    the runtime would drop is refused), every value within the limits."""
     flat = {f"{svc}.{key}": value for svc, keys in overrides.items() for key, value in keys.items()}
     check_values("override", flat, limits)
     for service, keys in overrides.items():
@@ -81,6 +89,23 @@ def check_overrides(
             if not (key == "version" or key.startswith(("env.", "values."))) or key.endswith("."):
                 raise Invalid(f"--set {service}.{key}: unknown key {key!r}; use {_OVERRIDE_KEYS}")
             check_override(template, service, key)
+            if runtime is not None:
+                _check_applies(template.services[ServiceName(service)], service, key, runtime)
+
+
+def _check_applies(service: Service, name: str, key: str, runtime: str) -> None:
+    where = f"--set {name}.{key}"
+    if key == "version" and service.compose_file:
+        raise Invalid(
+            f"{where}: {name} runs what its Compose file says; give the file a parameter "
+            "(an image tag as ${NAME}) and pass it with --param"
+        )
+    if key.startswith("values.") and runtime != "kubernetes":
+        raise Invalid(f"{where}: helm values apply on kubernetes only, not on {runtime}")
+    if key.startswith("env.") and runtime == "kubernetes":
+        raise Invalid(
+            f"{where}: a Helm release has no environment to set; use values.PATH for kubernetes"
+        )
 
 
 def changed_services(
@@ -223,11 +248,43 @@ def resolve_services(
         versions={name: s.version for name, s in services.items()},
     )
     return {
-        name: ResolvedService(
-            name=name,
-            spec=Service.model_validate(
-                interpolate_tree(service.model_dump(mode="python"), values)
-            ),
-        )
+        name: ResolvedService(name=name, spec=_interpolated(service, values, template.folder))
         for name, service in services.items()
     }
+
+
+def _interpolated(service: Service, values: Mapping[str, str], folder: Path) -> Service:
+    data = service.model_dump(mode="python")
+    compose = data.pop("compose")
+    resolved = interpolate_tree(data, values)
+    # Compose reads its section next: its `$${...}` escapes must reach it as written.
+    resolved["compose"] = interpolate_tree(compose, values, keep_escapes=True)
+    if compose is not None and service.compose_file is None:
+        resolved["compose"] = relative_to(resolved["compose"], folder)
+    return Service.model_validate(resolved)
+
+
+def relative_to(section: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A template's compose section with its relative paths (build context, env files,
+    bind mounts) made absolute from the template's folder, which is what they mean there."""
+
+    def absolute(path: str) -> str:
+        return str(folder / path) if path.startswith(".") else path
+
+    section = dict(section)
+    build = section.get("build")
+    if isinstance(build, str):
+        section["build"] = absolute(build)
+    elif isinstance(build, dict) and isinstance(build.get("context"), str):
+        section["build"] = {**build, "context": absolute(build["context"])}
+    env_file = section.get("env_file")
+    if isinstance(env_file, str):
+        section["env_file"] = absolute(env_file)
+    elif isinstance(env_file, list):
+        section["env_file"] = [absolute(f) if isinstance(f, str) else f for f in env_file]
+    volumes = section.get("volumes")
+    if isinstance(volumes, list):
+        section["volumes"] = [
+            absolute(v) if isinstance(v, str) and v.startswith(".") else v for v in volumes
+        ]
+    return section

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,9 +24,15 @@ from pydantic import (
     model_validator,
 )
 
+from launchbay.domain.composefile import read_compose_file
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
-from launchbay.domain.interpolation import check_reference, references, strings_with_paths
+from launchbay.domain.interpolation import (
+    check_reference,
+    interpolate,
+    references,
+    strings_with_paths,
+)
 from launchbay.domain.names import (
     ServiceName,
     TemplateName,
@@ -88,6 +95,9 @@ class HealthCheck(Strict):
 class Endpoint(Strict):
     name: str
     path: str = "/"
+    port: int | None = Field(
+        default=None, description="the container port it is on (a Compose file's service)"
+    )
 
 
 class ProcessSection(Strict):
@@ -148,10 +158,25 @@ class Service(Strict):
     process: ProcessSection | None = None
     compose: dict[str, Any] | None = None
     helm: HelmSection | None = None
+    # A job, not a server: done once it exited 0 (never restarted then).
+    one_shot: bool = False
+    # Set from a template's Compose file, never written in a template.
+    profiles: list[str] = []
+    compose_file: str | None = None
 
     def supports(self, runtime: str) -> bool:
         section = {"process": self.process, "compose": self.compose, "kubernetes": self.helm}
         return section.get(runtime) is not None
+
+
+class ComposeProject(Strict):
+    """A team's own Compose file, run as it is: Compose orders, gates and wires the services."""
+
+    file: str = Field(description="the Compose file, relative to the template's folder")
+    services: list[str] = Field(default=[], description="only these (and what they need)")
+    profiles: list[str] = Field(
+        default=[], description="Compose profiles to enable; may name ${params.X} (a, b)"
+    )
 
 
 class TtlPolicy(Strict):
@@ -189,7 +214,8 @@ class Template(Strict):
     )
     ttl: TtlPolicy
     params: dict[str, Param] = {}
-    services: dict[ServiceName, Service] = Field(min_length=1)
+    compose: ComposeProject | None = None
+    services: dict[ServiceName, Service] = {}
     # Where the template was read from; `${template.dir}` resolves to its folder.
     source: str = Field(default="", exclude=True)
 
@@ -216,6 +242,12 @@ class Template(Strict):
                 )
         return params
 
+    @model_validator(mode="after")
+    def _has_services(self) -> Template:
+        if not self.services and self.compose is None:
+            raise ValueError("a template needs `services`, or a `compose` file to take them from")
+        return self
+
     @property
     def folder(self) -> Path:
         return Path(self.source).parent.resolve()
@@ -223,6 +255,36 @@ class Template(Strict):
     def runtimes(self) -> list[str]:
         """The runtimes on which every service of this template can run."""
         return [r for r in RUNTIMES if all(s.supports(r) for s in self.services.values())]
+
+    def for_space(self, params: Mapping[str, str]) -> Template:
+        """The template as one space runs it: of a Compose file, the services of the profiles
+        it enables (`compose.profiles`, which may name the space's parameters) and what they
+        need."""
+        if self.compose is None:
+            return self
+        values = {f"params.{k}": v for k, v in params.items()}
+        wanted = {
+            p.strip()
+            for entry in self.compose.profiles
+            for p in interpolate(entry, values).replace(",", " ").split()
+        }
+        known = {p for s in self.services.values() for p in s.profiles}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise Invalid(
+                f"unknown Compose profile {unknown[0]!r}; template {self.name!r} has "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
+        active: set[str] = {
+            n for n, s in self.services.items() if not s.profiles or wanted & set(s.profiles)
+        }
+        active |= _needed(active, {n: s.depends_on for n, s in self.services.items()})
+        return self.model_copy(
+            update={
+                "services": {n: s for n, s in self.services.items() if n in active},
+                "compose": self.compose.model_copy(update={"profiles": sorted(wanted)}),
+            }
+        )
 
     def dependency_order(self) -> list[list[ServiceName]]:
         """Services in layers: each layer depends only on earlier ones."""
@@ -255,7 +317,7 @@ def _semantic_problems(template: Template, source: SourceMap) -> list[str]:
                 problem(
                     ("services", name, "depends_on", index), "a service cannot depend on itself"
                 )
-        if not any(service.supports(r) for r in RUNTIMES):
+        if template.compose is None and not any(service.supports(r) for r in RUNTIMES):
             problem(("services", name), "has no runtime section (process, compose or helm)")
     cycle = find_cycle(
         {n: [d for d in s.depends_on if d in names] for n, s in template.services.items()}
@@ -272,16 +334,94 @@ def _semantic_problems(template: Template, source: SourceMap) -> list[str]:
     return problems
 
 
-def parse_template(text: str, *, file: str) -> Template:
-    """Parse and validate one template; raises YamlError listing every problem found."""
+def parse_template(text: str, *, file: str, read: Callable[[Path], str] | None = None) -> Template:
+    """Parse and validate one template; raises YamlError listing every problem found.
+
+    A template with a `compose` file takes its services from it: `read` reads that file
+    (without it, the template is checked alone)."""
     data, source = load_yaml(text, file=file)
     if not isinstance(data, dict):
         raise YamlError([f"{file}:1: a template is a mapping with name, ttl and services"])
+    # `x-` keys hold what anchors (`&name`) share, as in Compose files; they mean nothing.
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
+    problems = [
+        f"{file}:{source.line_of(('services', name, key))}: services.{name}.{key}: unknown key "
+        f"{key!r} (it comes from the Compose file)"
+        for name, raw in (data.get("services") or {}).items()
+        if isinstance(raw, dict)
+        for key in ("profiles", "compose_file")
+        if key in raw
+    ]
+    if problems:
+        raise YamlError(problems)
     try:
         template = Template.model_validate({**data, "source": file})
     except ValidationError as e:
         raise YamlError(validation_problems(e, source)) from None
+    if template.compose is not None and read is not None:
+        template = _with_compose_file(template, template.compose, source, read)
     problems = _semantic_problems(template, source)
     if problems:
         raise YamlError(problems)
     return template
+
+
+def _with_compose_file(
+    template: Template, project: ComposeProject, source: SourceMap, read: Callable[[Path], str]
+) -> Template:
+    """The template's services from its Compose file, each with the template's extras
+    (endpoints, health gates, what a space may override, a compose overlay)."""
+    path = (template.folder / project.file).resolve()
+    line = source.line_of(("compose", "file"))
+    try:
+        text = read(path)
+    except OSError as e:
+        message = f"{source.file}:{line}: compose.file: cannot read {path}: {e.strerror}"
+        raise YamlError([message]) from None
+    document, compose_source = load_yaml(text, file=str(path))
+    found = read_compose_file(document, compose_source)
+    problems = [
+        f"{source.file}:{source.line_of(('services', name))}: services.{name}: "
+        f"not a service of {path.name} (it has {', '.join(found.services)})"
+        for name in template.services
+        if name not in found.services
+    ] + [
+        f"{source.file}:{source.line_of(('compose', 'services', i))}: compose.services.{i}: "
+        f"not a service of {path.name}"
+        for i, name in enumerate(project.services)
+        if name not in found.services
+    ]
+    if problems:
+        raise YamlError(problems)
+    wanted = set(project.services) or set(found.services)
+    wanted |= _needed(wanted, {n: list(s.depends_on) for n, s in found.services.items()})
+    one_shot = found.one_shot()
+    services: dict[ServiceName, Service] = {}
+    for name, spec in found.services.items():
+        if name not in wanted:
+            continue
+        extras = template.services.get(ServiceName(name), Service())
+        services[ServiceName(name)] = extras.model_copy(
+            update={
+                "compose": dict(extras.compose or {}),
+                "depends_on": list(spec.depends_on),
+                "one_shot": extras.one_shot or name in one_shot,
+                "profiles": list(spec.profiles),
+                "compose_file": str(path),
+            }
+        )
+    return template.model_copy(
+        update={"services": services, "compose": project.model_copy(update={"file": str(path)})}
+    )
+
+
+def _needed(names: set[str], graph: Mapping[str, Sequence[str]]) -> set[str]:
+    """Everything `names` depend on, transitively."""
+    needed: set[str] = set()
+    todo = list(names)
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep not in needed:
+                needed.add(dep)
+                todo.append(dep)
+    return needed

@@ -60,13 +60,17 @@ def load_yaml(text: str, *, file: str) -> tuple[Any, SourceMap]:
 def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, source: SourceMap) -> Any:
     source.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
+        result: dict[Any, Any] = _merged(node, path, loader, source)
+        explicit: set[Any] = set()
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            if key in result:
+            if key in explicit:
                 field_name = ".".join(str(p) for p in (*path, key))
                 raise YamlError([f"{source.file}:{line}: {field_name}: duplicate key {key!r}"])
+            explicit.add(key)
             child = (*path, str(key))
             source.lines[child] = line
             result[key] = _build(value_node, child, loader, source)
@@ -74,6 +78,28 @@ def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, source: SourceM
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, source) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merged(
+    node: yaml.MappingNode, path: Path, loader: yaml.SafeLoader, source: SourceMap
+) -> dict[Any, Any]:
+    """What the mapping's merge keys (`<<: *anchor`, `<<: [*a, *b]`) bring in; its own keys
+    then override them, and of several merged mappings the first wins (YAML 1.1)."""
+    merged: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for item in reversed(sources):
+            if not isinstance(item, yaml.MappingNode):
+                line = item.start_mark.line + 1
+                where = ".".join(str(p) for p in path) or "(top)"
+                raise YamlError([f"{source.file}:{line}: {where}: `<<` merges only mappings"])
+            merged.update(_build(item, path, loader, source))
+    return merged
 
 
 def validation_problems(error: ValidationError, source: SourceMap) -> list[str]:

@@ -21,7 +21,7 @@ def read_template(path: Path) -> Template:
         raise YamlError([f"{path}:1: not UTF-8 text"]) from e
     except OSError as e:
         raise YamlError([f"{path}:1: cannot read: {e.strerror}"]) from e
-    return parse_template(text, file=str(path))
+    return parse_template(text, file=str(path), read=lambda p: p.read_text(encoding="utf-8"))
 
 
 class TemplateCatalog:
@@ -33,6 +33,7 @@ class TemplateCatalog:
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._templates: dict[str, Template] = {}
         self._problems: dict[str, list[str]] = {}
+        self._compose_files: list[Path] = []
 
     def all(self) -> list[Template]:
         self._refresh()
@@ -59,7 +60,8 @@ class TemplateCatalog:
 
     def _refresh(self) -> None:
         files = self._files()
-        stamp = tuple((str(p), p.stat().st_mtime, p.stat().st_size) for p in files)
+        # A template's Compose file is part of it: a change to either re-reads both.
+        stamp = tuple(_stamp(p) for p in [*files, *self._compose_files])
         with self._lock:
             if stamp == self._stamp:
                 return
@@ -80,4 +82,17 @@ class TemplateCatalog:
                 templates[template.name] = template
             for file, found in problems.items():
                 log.warning("template %s is invalid: %s", file, "; ".join(found))
+            self._compose_files = [
+                Path(t.compose.file) for t in templates.values() if t.compose is not None
+            ]
+            if self._compose_files:
+                stamp = tuple(_stamp(p) for p in [*files, *self._compose_files])
             self._templates, self._problems, self._stamp = templates, problems, stamp
+
+
+def _stamp(path: Path) -> tuple[str, float, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (str(path), 0.0, -1)
+    return (str(path), info.st_mtime, info.st_size)

@@ -58,7 +58,8 @@ class Deploys:
         template = engine.catalog.get(want.template)
         limits = self.engine.settings.limits
         params = resolve_params(template, want.params, limits)
-        overrides = parse_sets(want.sets, template, limits)
+        template = template.for_space(params)
+        overrides = parse_sets(want.sets, template, limits, runtime=want.runtime)
         ttl = parse_duration(want.ttl) if want.ttl else None
         with engine.store.write() as s:
             space = engine.live_for_update(s, want.name)
@@ -116,7 +117,7 @@ class Deploys:
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="deploy to")
             if space.phase is Phase.DELETING:
                 raise Conflict(f"space {name!r} is being deleted")
-            template = engine.catalog.get(space.template)
+            template = engine.catalog.get(space.template).for_space(space.params)
             if service not in template.services:
                 known = ", ".join(template.services)
                 raise Invalid(f"space {name!r} has no service {service!r} (it has {known})")
@@ -127,7 +128,7 @@ class Deploys:
                 wanted["version"] = version
             wanted.update(sets)
             overrides = {**space.overrides, service: wanted}
-            check_overrides(overrides, template, engine.settings.limits)
+            check_overrides(overrides, template, engine.settings.limits, runtime=space.runtime)
             (deploy,) = self._record(
                 s,
                 space,
@@ -247,7 +248,7 @@ class Deploys:
                 engine.runtime(snapshot.runtime).stop(snapshot.ref, ServiceName(deploy.service))
             engine.provision_job(space_id, actor=SYSTEM.name)
             return
-        template = engine.catalog.get(space.template)
+        template = engine.catalog.get(space.template).for_space(space.params)
         order: list[str] = [n for layer in template.dependency_order() for n in layer]
         for deploy in sorted(todo, key=lambda d: order.index(d.service)):
             try:
@@ -292,7 +293,7 @@ class Deploys:
     def _restart(self, snapshot: Snapshot, name: ServiceName, *, detail: str) -> None:
         engine = self.engine
         runtime = engine.runtime(snapshot.runtime)
-        template = engine.catalog.get(snapshot.ref.template)
+        template = engine.template_of(snapshot)
         service = engine.resolve(snapshot, template, runtime)[name]
         engine.set_service(snapshot, name, ServiceStatus.STARTING, detail)
         runtime.stop(snapshot.ref, name)

@@ -102,6 +102,25 @@ class CreateSpace:
     sets: Mapping[str, str] = field(default_factory=dict)
 
 
+def _is_up(service: ResolvedService, seen: Observed, *, finished: bool) -> bool:
+    """Up by the runtime's account: a job that completed, a service whose own health check
+    passed, or (once the runtime is done starting) one running without a check. A template
+    `health:` is an extra gate, applied after."""
+    if seen.completed:
+        return True
+    if service.spec.health is not None or not seen.running:
+        return False
+    return seen.healthy is True or (finished and seen.healthy is None)
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    name: ServiceName
+    status: ServiceStatus
+    detail: str
+    ready_seconds: float | None = None
+
+
 class _DependencyFailed(Exception):
     pass
 
@@ -209,7 +228,11 @@ class Engine:
         # Docker down, no cluster access: a clear error now, not a hang later.
         self.board.require(request.runtime)
         params = resolve_params(template, request.params, self.settings.limits)
-        overrides = parse_sets(request.sets, template, self.settings.limits)
+        template = template.for_space(params)
+        runtime.check_template(template)
+        overrides = parse_sets(
+            request.sets, template, self.settings.limits, runtime=request.runtime
+        )
         ttl = choose_ttl(template.ttl, request.ttl)
         now = self.clock()
         with self.store.write() as s:
@@ -429,11 +452,16 @@ class Engine:
         cancel = self.cancel(space_id)
         started = time.monotonic()
         try:
-            template = self.catalog.get(snapshot.ref.template)
+            template = self.template_of(snapshot)
             runtime = self.runtime(snapshot.runtime)
             services = self.resolve(snapshot, template, runtime)
             self.record_endpoints(snapshot, services, runtime)
-            self._bring_up(snapshot, template, services, runtime, cancel)
+            if runtime.starts_together(template):
+                self._bring_up_together(snapshot, template, services, runtime, cancel)
+                # Ports the runtime chose while starting (replicas) are known only now.
+                self.record_endpoints(snapshot, services, runtime)
+            else:
+                self._bring_up(snapshot, template, services, runtime, cancel)
         except ServiceFailed as e:
             self._fail(snapshot, e.message, service=e.service)
         except (TemporaryError, Conflict):
@@ -480,6 +508,84 @@ class Engine:
         if errors:
             raise Cancelled()
 
+    def _bring_up_together(
+        self,
+        snapshot: Snapshot,
+        template: Template,
+        services: Mapping[ServiceName, ResolvedService],
+        runtime: Runtime,
+        cancel: threading.Event,
+    ) -> None:
+        """The runtime starts the services itself (Compose orders and gates them); the
+        engine watches, recording each service as it comes up, then applies the template's
+        own health checks as an extra gate. Jobs that completed are not run again."""
+        done = set(self._completed(snapshot.id))
+        starting = [s for name, s in services.items() if name not in done]
+        if not starting:
+            return
+        self.set_services(
+            snapshot, [ServiceChange(s.name, ServiceStatus.STARTING, "starting") for s in starting]
+        )
+        started = time.monotonic()
+        waiting = {s.name: s for s in starting}
+        lock = threading.Lock()
+
+        def progress(name: ServiceName, seen: Observed) -> None:
+            """What the runtime reports while it starts them (Docker's events)."""
+            with lock:
+                service = waiting.get(name)
+                # Docker's events are the runtime's own account: a start counts where the
+                # service has no healthcheck, as it does for Compose.
+                if service is None or not _is_up(service, seen, finished=True):
+                    return
+                del waiting[name]
+            self.set_services(snapshot, [self._up_change(snapshot, service, seen, started)])
+
+        runtime.start_all(snapshot.ref, template, starting, snapshot.params, progress)
+        self._check_stop((cancel,))
+        self._mark_up(snapshot, runtime, waiting, started, finished=True)
+        for service in waiting.values():
+            seen = self.wait_healthy(snapshot, service, runtime, (cancel,))
+            self._service_up(snapshot, service, seen, started)
+
+    def _mark_up(
+        self,
+        snapshot: Snapshot,
+        runtime: Runtime,
+        waiting: dict[ServiceName, ResolvedService],
+        started: float,
+        *,
+        finished: bool,
+    ) -> None:
+        """Record each service that is up by the runtime's account: a job that completed, a
+        service whose own health check passed, or (once the runtime is done) one running."""
+        if not waiting:
+            return
+        changes = []
+        for name, seen in runtime.observe(snapshot.ref, list(waiting.values())).items():
+            if _is_up(waiting[name], seen, finished=finished):
+                changes.append(self._up_change(snapshot, waiting.pop(name), seen, started))
+        self.set_services(snapshot, changes)
+
+    def _service_up(
+        self, snapshot: Snapshot, service: ResolvedService, seen: Observed, started: float
+    ) -> None:
+        self.set_services(snapshot, [self._up_change(snapshot, service, seen, started)])
+
+    def _up_change(
+        self, snapshot: Snapshot, service: ResolvedService, seen: Observed, started: float
+    ) -> ServiceChange:
+        """A service is up (a job: completed), `started` seconds (monotonic) ago; counted."""
+        took = time.monotonic() - started
+        status = ServiceStatus.COMPLETED if seen.completed else ServiceStatus.READY
+        self.metrics.service_ready_seconds.labels(snapshot.ref.template, service.name).observe(took)
+        return ServiceChange(service.name, status, seen.detail or "running", took)
+
+    def _completed(self, space_id: int) -> list[str]:
+        with self.store.read() as s:
+            space = q.space_for_update(s, space_id)
+            return [x.name for x in space.services if x.status is ServiceStatus.COMPLETED]
+
     def _bring_up_service(
         self,
         snapshot: Snapshot,
@@ -493,6 +599,9 @@ class Engine:
                 raise _DependencyFailed()
         self._check_stop(stops)
         seen = runtime.probe(snapshot.ref, service)
+        if seen.completed:  # a job that already ran: not run again
+            self.set_service(snapshot, service.name, ServiceStatus.COMPLETED, seen.detail)
+            return
         if seen.running and seen.healthy is not False:
             self.set_service(snapshot, service.name, ServiceStatus.READY, seen.detail or "running")
             return
@@ -502,15 +611,7 @@ class Engine:
         started = time.monotonic()
         runtime.start(snapshot.ref, service)
         seen = self.wait_healthy(snapshot, service, runtime, stops)
-        took = time.monotonic() - started
-        self.metrics.service_ready_seconds.labels(snapshot.ref.template, service.name).observe(took)
-        self.set_service(
-            snapshot,
-            service.name,
-            ServiceStatus.READY,
-            seen.detail or "running",
-            ready_seconds=took,
-        )
+        self._service_up(snapshot, service, seen, started)
 
     def wait_healthy(
         self,
@@ -527,6 +628,8 @@ class Engine:
         while True:
             self._check_stop(stops)
             seen = runtime.probe(snapshot.ref, service)
+            if seen.completed:
+                return seen
             if not seen.running:
                 raise ServiceFailed(
                     service.name,
@@ -535,8 +638,11 @@ class Engine:
                 )
             if health is not None and seen.healthy:
                 return seen
-            if health is None:
-                # Without a health check, "ready" is "still running a moment after start".
+            if health is None and seen.healthy is not None:
+                if seen.healthy:  # the runtime's own health check (Docker's) passed
+                    return seen
+            elif health is None:
+                # Without any health check, "ready" is "still running a moment after start".
                 running_since = running_since or time.monotonic()
                 if time.monotonic() - running_since >= 1.0:
                     return seen
@@ -591,7 +697,7 @@ class Engine:
                         ServiceStatus.STOPPED,
                         "not started: another service failed",
                     )
-                else:
+                elif state.status is not ServiceStatus.COMPLETED:
                     state.status = ServiceStatus.STOPPED
             space.reason = reason
             self.set_phase(s, space, Phase.FAILED, actor=SYSTEM.name, kind="failed", message=reason)
@@ -634,8 +740,9 @@ class Engine:
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
             for service in space.services:
-                service.status = ServiceStatus.STOPPED
-                service.detail = "asleep"
+                if service.status is not ServiceStatus.COMPLETED:  # a job done stays done
+                    service.status = ServiceStatus.STOPPED
+                    service.detail = "asleep"
             self.set_phase(
                 s,
                 space,
@@ -667,7 +774,7 @@ class Engine:
             snapshot = Snapshot.of(space)
         self.settle_phase(space_id)  # degraded while the service is down
         try:
-            template = self.catalog.get(snapshot.ref.template)
+            template = self.template_of(snapshot)
             runtime = self.runtime(snapshot.runtime)
             service = self.resolve(snapshot, template, runtime)[ServiceName(service_name)]
             runtime.start(snapshot.ref, service)
@@ -727,21 +834,33 @@ class Engine:
     ) -> None:
         """Record a service's status; with `settle`, the space's phase follows in the same
         transaction (nobody ever reads a failed service in a space still called ready)."""
+        self.set_services(
+            snapshot, [ServiceChange(name, status, detail, ready_seconds)], settle=settle
+        )
+
+    def set_services(
+        self, snapshot: Snapshot, changes: Sequence[ServiceChange], *, settle: bool = False
+    ) -> None:
+        """Record several services' statuses in one transaction."""
+        if not changes:
+            return
         with self.store.write() as s:
             space = q.space_for_update(s, snapshot.id)
-            state = q.service_state(space, name)
-            if state.status != status.value:
-                q.add_event(
-                    s,
-                    space,
-                    actor=SYSTEM.name,
-                    kind=f"service-{status.value}",
-                    now=self.clock(),
-                    message=f"{name}: {detail}",
-                )
-            state.status, state.detail, state.updated_at = status, detail, self.clock()
-            if ready_seconds is not None:
-                state.ready_seconds = round(ready_seconds, 3)
+            for change in changes:
+                state = q.service_state(space, change.name)
+                if state.status != change.status.value:
+                    q.add_event(
+                        s,
+                        space,
+                        actor=SYSTEM.name,
+                        kind=f"service-{change.status.value}",
+                        now=self.clock(),
+                        message=f"{change.name}: {change.detail}",
+                    )
+                state.status, state.detail = change.status, change.detail
+                state.updated_at = self.clock()
+                if change.ready_seconds is not None:
+                    state.ready_seconds = round(change.ready_seconds, 3)
             if settle:
                 self._settle(s, space)
 
@@ -758,7 +877,7 @@ class Engine:
         space.reason = "; ".join(
             f"{x.name} {x.status}: {x.detail}" if x.detail else f"{x.name} {x.status}"
             for x in space.services
-            if x.status != ServiceStatus.READY
+            if not x.status.is_up
         )
         self.set_phase(
             s,
@@ -826,6 +945,10 @@ class Engine:
             ).rstrip()
         except LaunchbayError:
             return ""
+
+    def template_of(self, snapshot: Snapshot) -> Template:
+        """The space's template as the space runs it (its Compose profiles, with its params)."""
+        return self.catalog.get(snapshot.ref.template).for_space(snapshot.params)
 
     def runtime(self, name: str) -> Runtime:
         self.board.get(name)  # raises if the runtime is not enabled here

@@ -165,7 +165,7 @@ def _record_warnings(engine: Engine, snapshot: Snapshot) -> None:
 
 def _observe(engine: Engine, snapshot: Snapshot) -> Mapping[str, Observed] | None:
     try:
-        template = engine.catalog.get(snapshot.ref.template)
+        template = engine.template_of(snapshot)
         runtime = engine.runtime(snapshot.runtime)
         services = engine.resolve(snapshot, template, runtime)
         observed = runtime.observe(snapshot.ref, list(services.values()))

@@ -18,13 +18,15 @@ from launchbay.domain.errors import LaunchbayError, PermanentError
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
-from launchbay.domain.template import Service
+from launchbay.domain.template import Service, Template
 from launchbay.runtimes.base import (
+    Progress,
     Runtime,
     RuntimeEvent,
     RuntimeRegistry,
     RuntimeUnavailable,
     SpaceRef,
+    ignore_progress,
 )
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,19 @@ class GuardedRuntime(Runtime):
     def start(self, space: SpaceRef, service: ResolvedService) -> None:
         self._call(lambda r: r.start(space, service))
 
+    def starts_together(self, template: Template) -> bool:
+        return self._call(lambda r: r.starts_together(template))
+
+    def start_all(
+        self,
+        space: SpaceRef,
+        template: Template,
+        services: Sequence[ResolvedService],
+        params: Mapping[str, str],
+        progress: Progress = ignore_progress,
+    ) -> None:
+        self._call(lambda r: r.start_all(space, template, services, params, progress))
+
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
         return self._call(lambda r: r.probe(space, service))
 
@@ -199,6 +214,9 @@ class GuardedRuntime(Runtime):
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
         return self._call(lambda r: r.warnings(space))
+
+    def check_template(self, template: Template) -> None:
+        self._call(lambda r: r.check_template(template))
 
     def check_space(self, name: SpaceName) -> None:
         self._call(lambda r: r.check_space(name))

@@ -11,16 +11,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from launchbay.domain.errors import PermanentError, TemporaryError
+from launchbay.domain.errors import PermanentError, Refused, TemporaryError
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
-from launchbay.domain.template import Service
+from launchbay.domain.template import Service, Template
 
 
 class RuntimeUnavailable(TemporaryError):
@@ -58,6 +58,14 @@ class SpaceRef:
     expires_at: datetime | None = None
 
 
+Progress = Callable[[ServiceName, Observed], None]
+"""Told what the runtime sees of each service while it starts them together."""
+
+
+def ignore_progress(name: ServiceName, seen: Observed) -> None:
+    """A `Progress` for callers that only wait for the end."""
+
+
 class Runtime(abc.ABC):
     """One place where spaces run. A new runtime is one module implementing this."""
 
@@ -83,6 +91,25 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def start(self, space: SpaceRef, service: ResolvedService) -> None:
         """Run the service (or wake it). A no-op if it already runs as specified."""
+
+    def starts_together(self, template: Template) -> bool:
+        """Whether this runtime starts the template's services itself, in one call that
+        orders and gates them (Compose running a team's own file); then the engine calls
+        `start_all` instead of `start` for each."""
+        return False
+
+    def start_all(
+        self,
+        space: SpaceRef,
+        template: Template,
+        services: Sequence[ResolvedService],
+        params: Mapping[str, str],
+        progress: Progress = ignore_progress,
+    ) -> None:
+        """Start `services` in the order and with the gates their own definition says,
+        returning once they are up, telling `progress` of each as it comes up. Only for
+        runtimes whose `starts_together` says so."""
+        raise Refused(f"the {self.name} runtime cannot start a template's services together")
 
     @abc.abstractmethod
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
@@ -128,6 +155,10 @@ class Runtime(abc.ABC):
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
         """Warnings the runtime reports for the space, for its timeline. Optional."""
         return []
+
+    def check_template(self, template: Template) -> None:  # noqa: B027 - optional
+        """Raise Invalid if this runtime cannot run the template as it is now (a Compose
+        file Compose rejects, a bind source that is missing): before anything is written."""
 
     def check_space(self, name: SpaceName) -> None:  # noqa: B027 - optional: most runtimes hold any name
         """Raise Invalid if this runtime cannot hold a space of that name (e.g. too long)."""

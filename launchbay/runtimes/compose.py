@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import logging
+import os
 import re
 import shutil
 import threading
@@ -25,26 +27,43 @@ from typing import Any
 
 import yaml
 
-from launchbay.domain.errors import Conflict, LaunchbayError, NotFound, Refused
+from launchbay.domain.composefile import ComposeFile, Port, bind_source, read_compose_file
+from launchbay.domain.errors import Conflict, Invalid, LaunchbayError, NotFound, Refused
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
-from launchbay.domain.template import Service
+from launchbay.domain.template import Service, Template
+from launchbay.domain.yamlsource import YamlError, load_yaml
 from launchbay.runtimes import probes, proc
 from launchbay.runtimes.base import (
+    Progress,
     Runtime,
     RuntimeUnavailable,
     ServiceFailed,
     SpaceRef,
     closed_on,
+    ignore_progress,
 )
 from launchbay.runtimes.process import read_json, write_json
+
+log = logging.getLogger(__name__)
 
 LABEL_MANAGED = "dev.launchbay.managed-by"
 LABEL_ROOT = "dev.launchbay.root"
 LABEL_SPACE = "dev.launchbay.space"
 LABEL_SERVICE = "dev.launchbay.service"
 COMPOSE_TIMEOUT = 900.0  # seconds for one `up`, builds included
+OVERRIDE_FILE = "launchbay.override.yaml"
+# What `docker compose` inherits of the server's environment: nothing else. A Compose file's
+# `${VAR}` is filled from the space's parameters, never from the server's secrets.
+PASSED_ENV = (
+    "PATH",
+    "HOME",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+)
 
 
 class ComposeRuntime(Runtime):
@@ -64,21 +83,26 @@ class ComposeRuntime(Runtime):
         self.docker_timeout = docker_timeout
         self._client: Any = None
         self._compose_command: list[str] | None = None
+        self._compose_version = ""
         self._lock = threading.Lock()
         self._space_locks: dict[str, threading.Lock] = {}
+        self._valid_files: set[tuple[str, float, int]] = set()
+        self._files: dict[str, tuple[tuple[str, float, int], ComposeFile]] = {}
 
     # -- the interface -------------------------------------------------------------------
 
     def check(self) -> str:
         version = self._docker().version().get("Version", "?")
-        compose = self._run(["version", "--short"], timeout=30).stdout.strip()
-        return f"Docker Engine {version} and Docker Compose {compose} answer"
+        self._compose()  # found once: it does not change under a running server
+        return f"Docker Engine {version} and Docker Compose {self._compose_version} answer"
 
     def addresses(
         self, space: SpaceRef, services: Mapping[ServiceName, Service]
     ) -> dict[ServiceName, Address]:
         folder = self._folder(space.name)
         folder.mkdir(parents=True, exist_ok=True)
+        if any(spec.compose_file for spec in services.values()):
+            return self._project_addresses(space, services)
         container_ports = {name: _container_port(name, spec) for name, spec in services.items()}
         with self._lock:
             ports: dict[str, int] = read_json(folder / "ports.json") or {}
@@ -90,6 +114,8 @@ class ComposeRuntime(Runtime):
 
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
         self.addresses(space, {service.name: service.spec})
+        if service.spec.compose_file:
+            return self._project_endpoints(space, service)
         port = self._host_port(space.name, service.name)
         if port is None:
             return {}
@@ -101,21 +127,40 @@ class ComposeRuntime(Runtime):
                 service.name, "has no compose section; it cannot run on the compose runtime"
             )
         self._docker()
+        if service.spec.compose_file:
+            # One service again (the reconciler restarting it): its dependencies run already.
+            self._up(space, [service], ["--no-deps"])
+            return
         with self._space_lock(space.name):
             self._write_service(space, service)
             result = self._run(["up", "--detach", "--no-deps", service.name], space=space.name)
         if result.code != 0:
             why = self._missing_image(service) + "docker compose up failed: "
-            raise ServiceFailed(service.name, why + _last_lines(result.stderr))
+            raise ServiceFailed(service.name, why + _telling_lines(result.stderr))
 
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
-        container = self._container(space.name, service.name)
+        return self._probe(space, service, self._container(space.name, service.name))
+
+    def observe(
+        self, space: SpaceRef, services: Sequence[ResolvedService]
+    ) -> dict[ServiceName, Observed]:
+        """Every service from one listing of the space's containers."""
+        containers: dict[str, Any] = {}
+        for container in self._labelled("containers", space.name):
+            containers.setdefault(container.labels.get(LABEL_SERVICE, ""), container)
+        return {s.name: self._probe(space, s, containers.get(s.name)) for s in services}
+
+    def _probe(self, space: SpaceRef, service: ResolvedService, container: Any) -> Observed:
+        """Docker's account first (exited, restarting, its own healthcheck), then the
+        template's `health:` as an extra gate."""
         if container is None:
             return Observed(running=False, healthy=None, detail="no container")
         state = container.attrs.get("State", {})
         restarts = container.attrs.get("RestartCount", 0)
         suffix = f" (restarted {restarts}x)" if restarts else ""
-        if state.get("Status") != "running":
+        if service.spec.one_shot and state.get("Status") == "exited" and state.get("ExitCode") == 0:
+            return Observed(running=False, healthy=None, detail="completed", completed=True)
+        if state.get("Status") != "running" or state.get("Restarting"):
             error = f": {state['Error']}" if state.get("Error") else ""
             return Observed(
                 running=False,
@@ -124,14 +169,16 @@ class ComposeRuntime(Runtime):
                 f"{error}{suffix}",
             )
         docker_health = (state.get("Health") or {}).get("Status")
-        if docker_health:
+        if docker_health and docker_health != "healthy":
             return Observed(
-                running=True,
-                healthy=docker_health == "healthy",
-                detail=f"docker health: {docker_health}{suffix}",
+                running=True, healthy=False, detail=f"docker health: {docker_health}{suffix}"
             )
         health = service.spec.health
         if health is None:
+            if docker_health:
+                return Observed(
+                    running=True, healthy=True, detail=f"docker health: healthy{suffix}"
+                )
             return Observed(running=True, healthy=None, detail=f"running{suffix}")
         if health.command is not None:
             code, output = container.exec_run(health.command)
@@ -141,13 +188,271 @@ class ComposeRuntime(Runtime):
                 healthy=code == 0,
                 detail=f"exit {code}" + (f": {last[0]}" if last else ""),
             )
-        port = self._host_port(space.name, service.name)
+        host, port = self._health_address(space, service, container)
         if port is None:
-            return Observed(
-                running=True, healthy=False, detail="no published port to check health on"
-            )
-        passed, detail = probes.check(health, host="127.0.0.1", port=port, env={}, cwd=self.root)
+            return Observed(running=True, healthy=False, detail="no port to check health on")
+        passed, detail = probes.check(health, host=host, port=port, env={}, cwd=self.root)
         return Observed(running=True, healthy=passed, detail=detail + suffix)
+
+    def check_template(self, template: Template) -> None:
+        """Compose's own verdict on the team's file (cached while the file is unchanged),
+        then every bind source the space's services mount: refused before anything runs."""
+        if template.compose is None:
+            return
+        path = Path(template.compose.file)
+        found = self._read(path)
+        stamp = (str(path), *_file_stamp(path))
+        if stamp not in self._valid_files:
+            result = self._run(
+                ["--file", str(path), "--profile", "*", "config", "--quiet"], timeout=60
+            )
+            if result.code != 0:
+                raise Invalid(_compose_problem(result.stderr, path))
+            self._valid_files.add(stamp)
+        self._check_binds(found, list(template.services))
+
+    def starts_together(self, template: Template) -> bool:
+        return template.compose is not None
+
+    def start_all(
+        self,
+        space: SpaceRef,
+        template: Template,
+        services: Sequence[ResolvedService],
+        params: Mapping[str, str],
+        progress: Progress = ignore_progress,
+    ) -> None:
+        """`docker compose up --wait` of the team's own file with Launchbay's override:
+        Compose orders the services, waits on their conditions and health, runs the jobs."""
+        assert template.compose is not None
+        self._docker()
+        found = self._read(Path(template.compose.file))
+        self._check_binds(found, [s.name for s in services])
+        with self._space_lock(space.name):
+            folder = self._folder(space.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(
+                folder / "env.json", {"params": dict(params), "profiles": template.compose.profiles}
+            )
+            self._write_override(space, found, services)
+        # Jobs that completed stay completed (a wake does not run them again): then only the
+        # others are named, and Compose is told not to start what they depend on.
+        names = {s.name for s in services}
+        options = ["--wait", "--wait-timeout", str(_wait_timeout(services))]
+        if names != set(template.services):
+            options.append("--no-deps")
+        if not self._labelled("containers", space.name):
+            # A new space runs the team's source as it is now, not an image built earlier.
+            options.append("--build")
+        with self._watching(space, found, services, progress):
+            self._up(space, services, options)
+
+    @contextlib.contextmanager
+    def _watching(
+        self,
+        space: SpaceRef,
+        found: ComposeFile,
+        services: Sequence[ResolvedService],
+        progress: Progress,
+    ) -> Iterator[None]:
+        """Tell `progress` of each service as Docker reports it up (its events: started, its
+        healthcheck passed, a job exited 0), without polling Docker while Compose works."""
+        from docker.errors import DockerException
+
+        labels = [f"{LABEL_ROOT}={self.root}", f"{LABEL_SPACE}={space.name}"]
+        try:
+            stream = self._docker().events(
+                decode=True, filters={"type": "container", "label": labels}
+            )
+        except DockerException:
+            yield  # progress is a nicety: the engine reads every state at the end anyway
+            return
+        one_shot = {str(s.name) for s in services if s.spec.one_shot}
+        checked = {name for name, s in found.services.items() if s.healthcheck}
+
+        def read() -> None:
+            try:
+                for event in stream:
+                    seen = _seen_in(event, one_shot=one_shot, checked=checked)
+                    if seen is not None:
+                        progress(*seen)
+            except Exception:  # a thread's boundary; closing the stream ends it here too
+                log.debug("compose events for %s ended", space.name, exc_info=True)
+
+        thread = threading.Thread(target=read, name="launchbay-compose-events", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stream.close()
+            thread.join(timeout=5)
+
+    def _up(self, space: SpaceRef, services: Sequence[ResolvedService], options: list[str]) -> None:
+        names = [s.name for s in services]
+        result = self._run(
+            ["up", "--detach", *options, *names], space=space.name, project=services[0]
+        )
+        if result.code != 0:
+            raise self._why_up_failed(space, services, result.stderr)
+
+    def _why_up_failed(
+        self, space: SpaceRef, services: Sequence[ResolvedService], stderr: str
+    ) -> ServiceFailed:
+        """The service that failed and the line of Compose's output that says why."""
+        said = _telling_lines(stderr)
+        project = self._project(space.name)
+        for service in services:
+            if re.search(rf"\b{re.escape(project)}[-_]{re.escape(service.name)}[-_]\d+\b", said):
+                return self._failed(space, service.name, said)
+        for service in services:
+            seen = self.probe(space, service)
+            if not seen.running and not seen.completed and seen.detail != "no container":
+                return self._failed(space, service.name, f"{seen.detail}; compose said: {said}")
+        return ServiceFailed(services[0].name if len(services) == 1 else "compose", said)
+
+    def _failed(self, space: SpaceRef, service: str, said: str) -> ServiceFailed:
+        """The service's failure with the lines of its own output that say why."""
+        try:
+            output = "".join(self.logs(space, ServiceName(service), tail=50, follow=False))
+        except LaunchbayError:
+            output = ""
+        telling = _telling_lines(output, count=3) if output.strip() else ""
+        return ServiceFailed(service, f"{telling}\n(compose: {said})" if telling else said)
+
+    def _read(self, path: Path) -> ComposeFile:
+        """The team's Compose file as Launchbay reads it, re-read when it changes."""
+        try:
+            stamp = (str(path), *_file_stamp(path))
+            cached = self._files.get(stamp[0])
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            document, source = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
+            found = read_compose_file(document, source)
+            self._files[stamp[0]] = (stamp, found)
+            return found
+        except OSError as e:
+            raise Refused(f"cannot read the Compose file {path}: {e.strerror}") from e
+        except YamlError as e:
+            raise Refused(e.message) from e
+
+    def _check_binds(self, found: ComposeFile, services: Sequence[str]) -> None:
+        """A bind source that does not exist is refused: Docker would create it as an empty
+        folder, and the service would run on nothing."""
+        folder = str(Path(found.file).parent)
+        for name in services:
+            for source in found.services[name].binds:
+                path = Path(bind_source(source, folder)).expanduser()
+                if not path.exists():
+                    raise Refused(
+                        f"{found.file}: service {name!r} mounts {source} ({path}), "
+                        "which does not exist"
+                    )
+
+    def _write_override(
+        self, space: SpaceRef, found: ComposeFile, services: Sequence[ResolvedService]
+    ) -> None:
+        """Only what Launchbay adds, merged by Compose over the team's file: labels, ports on
+        loopback, its environment, the template's overlay and `--set` overrides."""
+        hosts = self._host_ports(space.name, found, [s.name for s in services])
+        labels = self._labels(space.name)
+        documents: dict[str, Any] = {}
+        for service in services:
+            spec = found.services[service.name]
+            overlay = copy.deepcopy(service.spec.compose or {})
+            doc: dict[str, Any] = {**overlay, "container_name": _Reset()}
+            doc["labels"] = {
+                **_mapping(overlay.get("labels")),
+                **self._labels(space.name, service.name),
+            }
+            doc["environment"] = {
+                **_mapping(overlay.get("environment")),
+                "LAUNCHBAY_SPACE": space.name,
+            }
+            if spec.built:
+                doc["build"] = {"labels": self._labels(space.name, service.name)}
+            if spec.ports:
+                doc["ports"] = _Override(
+                    f"127.0.0.1:{'' if spec.replicas > 1 else hosts[service.name][p.key]}:"
+                    f"{p.target}/{p.protocol}"
+                    for p in spec.ports
+                )
+            documents[service.name] = doc
+        override: dict[str, Any] = {
+            "services": documents,
+            "networks": {n: {"labels": labels} for n in {"default", *found.networks}},
+        }
+        if found.volumes:
+            override["volumes"] = {v: {"labels": labels} for v in found.volumes}
+        (self._folder(space.name) / OVERRIDE_FILE).write_text(
+            yaml.dump(override, Dumper=_OverrideDumper, sort_keys=False)
+        )
+
+    def _host_ports(
+        self, space: str, found: ComposeFile, names: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """A free loopback port for each published port, kept for the life of the space (so
+        its URLs survive a sleep)."""
+        path = self._folder(space) / "ports.json"
+        with self._lock:
+            kept: dict[str, Any] = read_json(path) or {}
+            taken = {
+                p for ports in kept.values() if isinstance(ports, dict) for p in ports.values()
+            }
+            for name in names:
+                ports = kept.get(name)
+                if not isinstance(ports, dict):
+                    ports = kept[name] = {}
+                for port in found.services[name].ports:
+                    if port.key not in ports:
+                        ports[port.key] = _free_host_port(taken)
+                        taken.add(ports[port.key])
+            write_json(path, kept)
+        return {name: kept[name] for name in names}
+
+    def _project_addresses(
+        self, space: SpaceRef, services: Mapping[ServiceName, Service]
+    ) -> dict[ServiceName, Address]:
+        """Inside the project a service is reached by its Compose name, on its first port."""
+        addresses = {}
+        for name, spec in services.items():
+            found = self._read(Path(spec.compose_file or ""))
+            self._host_ports(space.name, found, [name])
+            addresses[name] = Address(name, found.services[name].first_port)
+        return addresses
+
+    def _project_endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
+        """Every published port, named by the template's endpoint for it, else by its port."""
+        found = self._read(Path(service.spec.compose_file or ""))
+        ports = found.services[service.name].ports
+        hosts = self._host_ports(space.name, found, [service.name])[service.name]
+        if found.services[service.name].replicas > 1:
+            hosts = self._published(space, service.name)  # Docker chose them: read them
+        named: dict[str, str] = {}
+        unnamed = list(ports)
+        for endpoint in service.spec.endpoints:
+            wanted = endpoint.port or (ports[0].target if ports else None)
+            port = next((p for p in ports if p.target == wanted), None)
+            if port is None:
+                continue
+            if port in unnamed:
+                unnamed.remove(port)
+            if port.key in hosts:
+                named[endpoint.name] = _url(port, hosts[port.key], endpoint.path)
+        for port in unnamed:
+            if port.key in hosts:
+                name = str(port.target) if port.protocol == "tcp" else port.key
+                named[name] = _url(port, hosts[port.key], "/")
+        return named
+
+    def _published(self, space: SpaceRef, service: str) -> dict[str, int]:
+        """The loopback ports Docker published for the service's first container."""
+        container = self._container(space.name, service)
+        published = (
+            (container.attrs.get("NetworkSettings", {}).get("Ports") or {}) if container else {}
+        )
+        return {
+            key: int(bindings[0]["HostPort"]) for key, bindings in published.items() if bindings
+        }
 
     def stop(self, space: SpaceRef, service: ServiceName) -> None:
         container = self._container(space.name, service)
@@ -171,6 +476,10 @@ class ComposeRuntime(Runtime):
             for volume in self._labelled("volumes", space.name):
                 with _gone_is_fine():
                     volume.remove(force=True)
+            for image in self._labelled("images", space.name):
+                # Built for this space; still used by another space's container, it stays.
+                with _gone_is_fine(), contextlib.suppress(Conflict):
+                    self._remove_image(image)
             shutil.rmtree(self._folder(space.name), ignore_errors=True)
 
     def spaces(self) -> set[SpaceName]:
@@ -179,9 +488,11 @@ class ComposeRuntime(Runtime):
             if self.root.exists()
             else set()
         )
-        for kind in ("containers", "networks", "volumes"):
+        for kind in ("containers", "networks", "volumes", "images"):
             for item in self._labelled(kind, None):
-                labels = (item.labels if kind == "containers" else item.attrs.get("Labels")) or {}
+                labels = (
+                    item.labels if kind in ("containers", "images") else item.attrs.get("Labels")
+                ) or {}
                 if labels.get(LABEL_SPACE):
                     found.add(SpaceName(labels[LABEL_SPACE]))
         return found
@@ -254,20 +565,17 @@ class ComposeRuntime(Runtime):
         doc = copy.deepcopy(service.spec.compose or {})
         doc.pop("container_name", None)
         doc.pop("depends_on", None)
-        labels = doc.get("labels") or {}
-        if isinstance(labels, list):
-            labels = dict(item.split("=", 1) if "=" in item else (item, "") for item in labels)
-        doc["labels"] = {**labels, **self._labels(space.name, service.name)}
-        environment = doc.get("environment") or {}
-        if isinstance(environment, list):
-            environment = dict(
-                item.split("=", 1) if "=" in item else (item, "") for item in environment
-            )
+        doc["labels"] = {**_mapping(doc.get("labels")), **self._labels(space.name, service.name)}
         doc["environment"] = {
-            **environment,
+            **_mapping(doc.get("environment")),
             "LAUNCHBAY_VERSION": service.version,
             "LAUNCHBAY_SPACE": space.name,
         }
+        if doc.get("build") is not None:  # what it builds is the space's, removed with it
+            build = doc["build"]
+            build = {"context": build} if isinstance(build, str) else dict(build)
+            build["labels"] = {**_mapping(build.get("labels")), **self._labels(space.name)}
+            doc["build"] = build
         doc.setdefault("init", True)
         ports = list(doc.get("ports") or [])
         if ports:
@@ -292,6 +600,25 @@ class ComposeRuntime(Runtime):
         except DockerException:
             return ""
         return ""
+
+    def _health_address(
+        self, space: SpaceRef, service: ResolvedService, container: Any
+    ) -> tuple[str, int | None]:
+        """Where a template's tcp/http health check knocks: the port it names (else the
+        first) on loopback where it is published, else on the container's own address."""
+        if not service.spec.compose_file:
+            return "127.0.0.1", self._host_port(space.name, service.name)
+        found = self._read(Path(service.spec.compose_file)).services[service.name]
+        wanted = next((e.port for e in service.spec.endpoints if e.port), found.first_port)
+        published = next((p for p in found.ports if p.target == wanted), None)
+        if published is not None and found.replicas == 1:
+            hosts = self._host_ports(
+                space.name, self._read(Path(service.spec.compose_file)), [service.name]
+            )
+            return "127.0.0.1", hosts[service.name][published.key]
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        address = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
+        return (address, wanted or None) if address else ("127.0.0.1", None)
 
     def _host_port(self, space: str, service: str) -> int | None:
         ports = read_json(self._folder(space) / "ports.json") or {}
@@ -354,6 +681,7 @@ class ComposeRuntime(Runtime):
             with contextlib.suppress(FileNotFoundError, PermissionError, proc.TimeoutExpired):
                 result = proc.run([*command, "version", "--short"], timeout=30)
                 if result.code == 0 and result.stdout.strip().lstrip("v").startswith("2"):
+                    self._compose_version = result.stdout.strip()
                     self._compose_command = command
                     return command
         raise RuntimeUnavailable(
@@ -363,21 +691,34 @@ class ComposeRuntime(Runtime):
         )
 
     def _run(
-        self, args: list[str], *, space: str | None = None, timeout: float = COMPOSE_TIMEOUT
+        self,
+        args: list[str],
+        *,
+        space: str | None = None,
+        timeout: float = COMPOSE_TIMEOUT,
+        project: ResolvedService | None = None,
     ) -> proc.Result:
         command = self._compose()
+        env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
         if space is not None:
             folder = self._folder(space)
-            args = [
-                "--project-name",
-                self._project(space),
-                "--file",
-                str(folder / "compose.yaml"),
-                *args,
-            ]
+            files = ["--file", str(folder / "compose.yaml")]
+            if project is not None and project.spec.compose_file:
+                # The team's file, then Launchbay's override; relative paths are the team's.
+                theirs = Path(project.spec.compose_file)
+                files = ["--file", str(theirs), "--file", str(folder / OVERRIDE_FILE)]
+                files += ["--project-directory", str(theirs.parent)]
+                kept = read_json(folder / "env.json") or {}
+                env.update(kept.get("params", {}))
+                for profile in kept.get("profiles", []):
+                    files += ["--profile", profile]
+            args = ["--project-name", self._project(space), *files, *args]
         try:
             return proc.run(
-                [*command, *args], timeout=timeout, cwd=self._folder(space) if space else None
+                [*command, *args],
+                timeout=timeout,
+                cwd=self._folder(space) if space else None,
+                env=env,
             )
         except proc.TimeoutExpired as e:
             raise RuntimeUnavailable(
@@ -390,14 +731,30 @@ class ComposeRuntime(Runtime):
             filters.append(f"{LABEL_SPACE}={space}")
         docker = self._docker()  # first: it says so if the Docker SDK is missing
         from docker.errors import DockerException
+        from docker.errors import NotFound as Vanished
+
+        options: dict[str, Any] = {"filters": {"label": filters}}
+        if kind == "containers":
+            options["all"] = True
+        for attempt in range(3):
+            try:
+                return list(getattr(docker, kind).list(**options))
+            except Vanished as e:
+                # The SDK lists, then reads each; one removed in between (Compose recreating
+                # it) is no error: list again.
+                if attempt == 2:
+                    raise self._translated(e, f"list {kind}") from e
+            except DockerException as e:
+                raise self._translated(e, f"list {kind}") from e
+        return []
+
+    def _remove_image(self, image: Any) -> None:
+        from docker.errors import DockerException
 
         try:
-            collection = getattr(docker, kind)
-            if kind == "containers":
-                return list(collection.list(all=True, filters={"label": filters}))
-            return list(collection.list(filters={"label": filters}))
+            self._docker().images.remove(image.id, force=False)
         except DockerException as e:
-            raise self._translated(e, f"list {kind}") from e
+            raise self._translated(e, "remove an image") from e
 
     def _container(self, space: str, service: str) -> Any:
         found = [
@@ -469,7 +826,94 @@ _PROGRESS = re.compile(
 )
 
 
-def _last_lines(text: str, count: int = 8) -> str:
-    """Compose's error output without its progress lines, the last few lines of it."""
-    lines = [line for line in text.strip().splitlines() if not _PROGRESS.match(line)]
-    return "\n".join(lines[-count:]) or "(no output)"
+_TELLING = (
+    r"error|fatal|panic|exception|fail|invalid|unhealthy|exited|denied|refused|not found|"
+    r"no such|cannot|can't|could not|unable"
+)
+
+
+def _telling_lines(text: str, count: int = 4) -> str:
+    """The lines of Compose's output that say what went wrong (errors, failed dependencies,
+    unhealthy containers), not its progress or a trailing warning."""
+    lines = [line.strip() for line in text.strip().splitlines() if not _PROGRESS.match(line)]
+    telling = [
+        line
+        for line in lines
+        if re.search(_TELLING, line, re.I) and not line.lower().startswith(("warn", "time="))
+    ]
+    return "\n".join((telling or lines)[-count:]) or "(no output)"
+
+
+def _wait_timeout(services: Sequence[ResolvedService]) -> int:
+    """Seconds `up --wait` may take: the longest health timeout a template gives, at least 5 min."""
+    longest = max(
+        (s.spec.health.timeout.total_seconds() for s in services if s.spec.health), default=0
+    )
+    return int(max(300, longest))
+
+
+def _url(port: Port, host_port: int, path: str) -> str:
+    if port.protocol == "udp":
+        return f"udp://127.0.0.1:{host_port}"
+    return f"http://127.0.0.1:{host_port}{path}"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A Compose list (`["A=1", "B"]`) or mapping as a mapping."""
+    if isinstance(value, list):
+        pairs = (str(item).partition("=") for item in value)
+        return {name: (text if equals else None) for name, equals, text in pairs}
+    return dict(value or {})
+
+
+class _Override(list[str]):
+    """Written `!override`: Compose replaces the team's list instead of adding to it."""
+
+
+class _Reset:
+    """Written `!reset null`: Compose drops the team's value (a fixed container name)."""
+
+
+class _OverrideDumper(yaml.SafeDumper):
+    pass
+
+
+_OverrideDumper.add_representer(_Override, lambda d, v: d.represent_sequence("!override", list(v)))
+_OverrideDumper.add_representer(_Reset, lambda d, v: d.represent_scalar("!reset", "null"))
+
+
+def _file_stamp(path: Path) -> tuple[float, int]:
+    info = path.stat()
+    return info.st_mtime, info.st_size
+
+
+def _compose_problem(stderr: str, path: Path) -> str:
+    """Compose's complaint about a file, with the line it is about where it names a field
+    (`services.web.ports` ...); Compose's schema errors name fields, not lines."""
+    said = _telling_lines(stderr, count=8)
+    match = re.search(r"\b(services|networks|volumes|secrets|configs)\.([\w.-]+)", said)
+    line = 1
+    if match:
+        _, source = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
+        parts = (match.group(1), *match.group(2).split("."))
+        line = source.line_of(tuple(parts))
+    return f"{path}:{line}: Compose refuses the file: {said}"
+
+
+def _seen_in(
+    event: Mapping[str, Any], *, one_shot: set[str], checked: set[str]
+) -> tuple[ServiceName, Observed] | None:
+    """What a Docker container event says of a service coming up, if anything."""
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    name = attributes.get(LABEL_SERVICE)
+    action = str(event.get("Action") or event.get("status") or "")
+    if not name:
+        return None
+    seen = None
+    if action == "health_status: healthy":
+        seen = Observed(running=True, healthy=True, detail="docker health: healthy")
+    elif action == "start" and name not in checked and name not in one_shot:
+        seen = Observed(running=True, healthy=None, detail="running")
+    elif action == "die" and name in one_shot and attributes.get("exitCode") == "0":
+        seen = Observed(running=False, healthy=None, detail="completed", completed=True)
+    return (ServiceName(name), seen) if seen is not None else None

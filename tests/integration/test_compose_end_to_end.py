@@ -202,6 +202,14 @@ def test_orphans_with_launchbay_labels_are_removed_and_unlabelled_containers_are
         check=True,
         capture_output=True,
     )
+    # An image built for a space that is gone (a server killed before it removed it).
+    subprocess.run(
+        ["docker", "build", "-q", *labels, "-"],
+        input=f"FROM {BUSYBOX_IMAGE}\nENV GHOST=1\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [
             "docker",
@@ -246,6 +254,17 @@ def test_orphans_with_launchbay_labels_are_removed_and_unlabelled_containers_are
             ),
             timeout=30,
             what="orphan container removed",
+        )
+        wait_until(
+            lambda: (
+                not [
+                    x
+                    for x in launchbay_docker_objects(root)
+                    if x.startswith("image:") and _space_of(x) == "ghost"
+                ]
+            ),
+            timeout=30,
+            what="orphan image removed",
         )
         assert (
             subprocess.run(["docker", "inspect", decoy], capture_output=True).returncode == 0
