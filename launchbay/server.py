@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,8 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from launchbay.api.app import create_app
 from launchbay.api.follows import FollowLimits, Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY
-from launchbay.domain.errors import Invalid
+from launchbay.domain.errors import Invalid, Refused
 from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
+from launchbay.domain.template import Template
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
 from launchbay.engine import loops
@@ -171,6 +173,21 @@ class ServerSettings:
             f"db={redact(self.db_url)} reconcile_interval={e.reconcile_interval}s "
             f"sweep_interval={e.sweep_interval}s copilot={e.copilot}"
         )
+
+
+def compose_problems(template: Template) -> list[str]:
+    """Compose's own verdict on a template's Compose file, for `bay template validate`:
+    its problems (none if it has no file), or RuntimeUnavailable if Compose is not here."""
+    if template.compose is None:
+        return []
+    runtime = ComposeRuntime(Path(tempfile.gettempdir()) / "launchbay-validate")
+    try:
+        runtime.check_template(template)
+    except Invalid as e:
+        return [e.message]
+    except Refused as e:
+        return [e.message]
+    return []
 
 
 def private_data_dir(path: Path) -> None:

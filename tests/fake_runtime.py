@@ -29,6 +29,9 @@ class Script:
     log: tuple[str, ...] = ("started",)
     # Refused at start, as a command that does not exist is by some runtimes.
     refuse: str = ""
+    # The runtime's own readiness (Docker's healthcheck, a Deployment's rollout), reported
+    # whether or not the template has a `health:`.
+    own_ready_after: float | None = None
 
 
 @dataclass
@@ -94,6 +97,11 @@ class FakeRuntime(Runtime):
                 running=False, healthy=None, detail=f"exited with code {run.script.exit_code}"
             )
         if service.spec.health is None:
+            if run.script.own_ready_after is not None:
+                up = self.clock() - run.started >= run.script.own_ready_after
+                return Observed(
+                    running=True, healthy=up, detail="available" if up else "rolling out"
+                )
             return Observed(running=True, healthy=None, detail="running (no health check)")
         healthy = self.clock() - run.started >= run.script.ready_after
         return Observed(running=True, healthy=healthy, detail="healthy" if healthy else "starting")

@@ -54,7 +54,7 @@ RUNTIME: dict[str, Any] = {"enum": list(RUNTIMES)}
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateSpaceIn(Body):

@@ -7,13 +7,16 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from launchbay import __version__
 from launchbay.cli import context as ctx
 from launchbay.cli.errors import CliError, ExitStatus
+
+if TYPE_CHECKING:
+    from launchbay.domain.template import Template
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -335,12 +338,32 @@ def template_validate(files: Annotated[list[Path], typer.Argument(help="template
             failed = True
             for problem in e.problems:
                 print(problem, file=sys.stderr)
+            continue
+        problems = _compose_problems(template)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            failed = True
         else:
             print(
                 f"{file}: template {template.name!r} is valid ({len(template.services)} services)"
             )
     if failed:
         raise typer.Exit(ExitStatus.USAGE)
+
+
+def _compose_problems(template: Template) -> list[str]:
+    """Compose's own validation of a template's Compose file, where Compose is installed."""
+    if template.compose is None:
+        return []
+    from launchbay.domain.errors import LaunchbayError
+    from launchbay.server import compose_problems
+
+    try:
+        return compose_problems(template)
+    except LaunchbayError as e:  # Compose is not installed here: say so, check the rest
+        print(f"{template.source}: not checked by Compose: {e.message}", file=sys.stderr)
+        return []
 
 
 # -- spaces ----------------------------------------------------------------------------------

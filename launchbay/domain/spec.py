@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -180,8 +181,25 @@ def _apply_overrides(service: Service, keys: Mapping[str, str]) -> Service:
         elif key.startswith("env."):
             _set_env(data, key.removeprefix("env."), value)
         elif key.startswith("values.") and data.get("helm") is not None:
-            _set_path(data["helm"]["values"], key.removeprefix("values.").split("."), value)
+            path = key.removeprefix("values.").split(".")
+            _set_path(data["helm"]["values"], path, helm_value(value))
     return Service.model_validate(data)
+
+
+_INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
+
+
+def helm_value(text: str) -> Any:
+    """A `--set S.values.X=...` value typed as helm's own `--set` types it: true and false
+    are booleans, whole numbers are numbers, null is null (a chart's `if .enabled` must
+    see false, not the non-empty string "false"); quotes ('false', "2") keep a string."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "null":
+        return None
+    return int(text) if _INTEGER.match(text) else text
 
 
 def _set_env(data: dict[str, Any], name: str, value: str) -> None:
@@ -261,6 +279,10 @@ def _interpolated(service: Service, values: Mapping[str, str], folder: Path) -> 
     resolved["compose"] = interpolate_tree(compose, values, keep_escapes=True)
     if compose is not None and service.compose_file is None:
         resolved["compose"] = relative_to(resolved["compose"], folder)
+    helm = resolved.get("helm")
+    if helm is not None and str(helm["chart"]).startswith("."):
+        # A chart folder next to the template, not next to wherever the server started.
+        helm["chart"] = str(folder / helm["chart"])
     return Service.model_validate(resolved)
 
 

@@ -113,9 +113,9 @@ class ComposeRuntime(Runtime):
         return {name: Address(name, port or 0) for name, port in container_ports.items()}
 
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
-        self.addresses(space, {service.name: service.spec})
         if service.spec.compose_file:
             return self._project_endpoints(space, service)
+        self.addresses(space, {service.name: service.spec})
         port = self._host_port(space.name, service.name)
         if port is None:
             return {}
@@ -231,6 +231,7 @@ class ComposeRuntime(Runtime):
         with self._space_lock(space.name):
             folder = self._folder(space.name)
             folder.mkdir(parents=True, exist_ok=True)
+            first = not (folder / OVERRIDE_FILE).exists()
             write_json(
                 folder / "env.json", {"params": dict(params), "profiles": template.compose.profiles}
             )
@@ -241,8 +242,7 @@ class ComposeRuntime(Runtime):
         options = ["--wait", "--wait-timeout", str(_wait_timeout(services))]
         if names != set(template.services):
             options.append("--no-deps")
-        if not self._labelled("containers", space.name):
-            # A new space runs the team's source as it is now, not an image built earlier.
+        if first:  # a new space runs the team's source as it is now, not an older image
             options.append("--build")
         with self._watching(space, found, services, progress):
             self._up(space, services, options)
@@ -398,6 +398,7 @@ class ComposeRuntime(Runtime):
             taken = {
                 p for ports in kept.values() if isinstance(ports, dict) for p in ports.values()
             }
+            changed = False
             for name in names:
                 ports = kept.get(name)
                 if not isinstance(ports, dict):
@@ -406,7 +407,9 @@ class ComposeRuntime(Runtime):
                     if port.key not in ports:
                         ports[port.key] = _free_host_port(taken)
                         taken.add(ports[port.key])
-            write_json(path, kept)
+                        changed = True
+            if changed or not path.exists():
+                write_json(path, kept)
         return {name: kept[name] for name in names}
 
     def _project_addresses(
@@ -489,10 +492,9 @@ class ComposeRuntime(Runtime):
             else set()
         )
         for kind in ("containers", "networks", "volumes", "images"):
-            for item in self._labelled(kind, None):
-                labels = (
-                    item.labels if kind in ("containers", "images") else item.attrs.get("Labels")
-                ) or {}
+            # Labels are all this needs: containers as listed, not read one by one.
+            for item in self._labelled(kind, None, sparse=True):
+                labels = (item.labels if kind == "images" else item.attrs.get("Labels")) or {}
                 if labels.get(LABEL_SPACE):
                     found.add(SpaceName(labels[LABEL_SPACE]))
         return found
@@ -725,7 +727,7 @@ class ComposeRuntime(Runtime):
                 f"docker compose {args[-1]} did not finish in {timeout:.0f}s"
             ) from e
 
-    def _labelled(self, kind: str, space: str | None) -> list[Any]:
+    def _labelled(self, kind: str, space: str | None, *, sparse: bool = False) -> list[Any]:
         filters = [f"{LABEL_ROOT}={self.root}"]
         if space is not None:
             filters.append(f"{LABEL_SPACE}={space}")
@@ -735,7 +737,7 @@ class ComposeRuntime(Runtime):
 
         options: dict[str, Any] = {"filters": {"label": filters}}
         if kind == "containers":
-            options["all"] = True
+            options.update(all=True, sparse=sparse)
         for attempt in range(3):
             try:
                 return list(getattr(docker, kind).list(**options))
@@ -895,7 +897,10 @@ def _compose_problem(stderr: str, path: Path) -> str:
     line = 1
     if match:
         _, source = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
-        parts = (match.group(1), *match.group(2).split("."))
+        parts = [match.group(1), *match.group(2).split(".")]
+        extra = re.search(r"additional propert(?:y|ies) '([^']+)'", said)
+        if extra:  # the key Compose does not know, not the service it is in
+            parts.append(extra.group(1))
         line = source.line_of(tuple(parts))
     return f"{path}:{line}: Compose refuses the file: {said}"
 

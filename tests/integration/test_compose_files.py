@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,9 @@ services:
       environment:
         METRICS: ${services.metrics.url}
         SELF: ${services.gateway.host}:${services.gateway.port}
+  metrics:
+    # Only exposed, never published: the check knocks on the container's own address.
+    health: {tcp: true, interval: 200ms, timeout: 30s}
 """
 
 
@@ -220,6 +224,8 @@ def test_every_published_port_is_an_endpoint_udp_kept_and_exposed_ports_are_addr
     assert set(endpoints) == {"admin", "8080", "5353/udp", "9100", "9101"}
     assert endpoints["5353/udp"].startswith("udp://127.0.0.1:")
     assert httpx.get(endpoints["8080"]).text == "main\n"
+    assert httpx.get(endpoints["9100"]).text == "main\n"  # a range: each port its own
+    assert httpx.get(endpoints["9101"]).text == "admin\n"
     assert httpx.get(endpoints["admin"]).text == "admin\n"
     assert ":18081" not in endpoints["admin"]  # the file's fixed host port is not taken
     udp = subprocess.run(
@@ -256,7 +262,7 @@ def test_a_file_compose_refuses_or_a_missing_bind_source_is_refused_at_create(
     line = result.stderr.strip()
     assert "Traceback" not in result.stderr
     if case == "rejected":
-        assert f"{folder / 'compose.yaml'}:2:" in line and "frobnicate" in line
+        assert f"{folder / 'compose.yaml'}:4:" in line and "frobnicate" in line
     else:
         assert "not-here" in line and "does not exist" in line
     assert server.bay("space", "show", "bad").returncode != 0
@@ -374,3 +380,32 @@ def test_per_service_sections_wait_on_docker_health_keep_escapes_and_run_one_sho
     assert env["SET"] == "1" and env.get("PASSED_THROUGH") is None
     assert server.bay("space", "delete", "sec", "--wait").returncode == 0
     assert launchbay_docker_objects(root(server)) == []  # the image built for it too
+
+
+def test_template_validate_runs_composes_own_check_and_says_where(tmp_path, busybox_image):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (tmp_path / "bad.yaml").write_text(BAD["rejected"])
+    (tmp_path / "good.yaml").write_text(BAD["rejected"].replace("    frobnicate: yes\n", ""))
+    for name in ("bad", "good"):
+        (folder / f"{name}.yaml").write_text(
+            f"name: {name}\nttl: {{default: 1h, max: 2h}}\ncompose: {{file: ../{name}.yaml}}\n"
+        )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launchbay",
+            "template",
+            "validate",
+            str(folder / "bad.yaml"),
+            str(folder / "good.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path / 'bad.yaml'}:4: Compose refuses the file:" in result.stderr
+    assert "frobnicate" in result.stderr and "Traceback" not in result.stderr
+    assert "template 'good' is valid (1 services)" in result.stdout

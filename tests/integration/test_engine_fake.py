@@ -90,6 +90,29 @@ def test_services_start_in_dependency_order_and_the_space_gets_ready(engine, fak
     assert space.services[1].endpoints["home"].startswith("http://127.0.0.1:")
 
 
+OWN_HEALTH = """\
+name: own
+ttl: {default: 1h, max: 2h}
+services:
+  db:
+    process: {command: [db]}
+  web:
+    depends_on: [db]
+    process: {command: [web]}
+"""
+
+
+def test_without_a_health_check_the_runtimes_own_readiness_decides(engine, fake, tmp_path):
+    # A service without `health:` was ready 1 s after start whatever the runtime knew
+    # (a Deployment still rolling out, a container whose healthcheck was `starting`).
+    (tmp_path / "templates" / "own.yaml").write_text(OWN_HEALTH)
+    fake.scripts = {"db": Script(own_ready_after=1.5), "web": Script()}
+    engine.create(CreateSpace(name="own", template="own"), actor=ANN)
+    assert settle(engine, "own", {"ready", "failed"}) == "ready"
+    runs = fake._runs["own"]
+    assert runs["web"].started >= runs["db"].started + 1.5
+
+
 def test_a_service_that_exits_fails_the_space_naming_it_and_stops_the_rest(engine, fake):
     fake.scripts = {"db": Script(), "web": Script(exit_code=2)}
     create(engine, "bad")

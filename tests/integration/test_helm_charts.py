@@ -178,3 +178,56 @@ def test_protected_and_unlabelled_namespaces_are_never_deletable():
     for name in ("default", "kube-system", "kube-public", "launchbay"):
         assert is_protected(name, own="launchbay")
         assert not may_delete(name, labelled, own="launchbay", has_record=True)
+
+
+TYPED_CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    "values.yaml": "replicas: 1\ningress:\n  enabled: true\n",
+    "templates/deployment.yaml": (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\n"
+        "  annotations:\n    replicas-kind: {{ kindOf .Values.replicas | quote }}\n"
+        "spec:\n  replicas: {{ .Values.replicas }}\n"
+        "  selector: {matchLabels: {app.kubernetes.io/name: web}}\n"
+        "  template:\n    metadata: {labels: {app.kubernetes.io/name: web}}\n"
+        "    spec: {containers: [{name: web, image: web:1}]}\n"
+    ),
+    "templates/ingress.yaml": (
+        "{{- if .Values.ingress.enabled }}\napiVersion: networking.k8s.io/v1\nkind: Ingress\n"
+        "metadata:\n  name: {{ .Release.Name }}-web\nspec:\n  rules: [{host: web.example}]\n"
+        "{{- end }}\n"
+    ),
+}
+
+
+def test_set_values_keep_their_types_and_a_relative_chart_is_the_templates(helm, tmp_path):
+    # `--set web.values.ingress.enabled=false` used to reach helm as the string "false",
+    # which Go templates take as true (the Ingress was rendered); replicas was "2".
+    folder = tmp_path / "templates"
+    for name, text in TYPED_CHART.items():
+        (folder / "chart" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "chart" / name).write_text(text)
+    text = (
+        "name: typed\nttl: {default: 1h, max: 2h}\nservices:\n  web:\n"
+        "    overridable: {values: [replicas, ingress.enabled, note]}\n"
+        "    helm: {chart: ./chart}\n"
+    )
+    template = parse_template(text, file=str(folder / "typed.yaml"))
+    overrides = {
+        "web": {"values.ingress.enabled": "false", "values.replicas": "2", "values.note": "'2'"}
+    }
+    (web,) = resolve_services(
+        template, space=SpaceName("t1"), owner="o", params={}, overrides=overrides, addresses={}
+    ).values()
+    assert web.spec.helm is not None and web.spec.helm.chart == str(folder / "chart")
+    assert web.spec.helm.values == {"ingress": {"enabled": False}, "replicas": 2, "note": "2"}
+    rendered = helm.template(
+        release="web",
+        namespace="lb-t1",
+        section=web.spec.helm,
+        values=web.spec.helm.values,
+        service="web",
+    )
+    assert [doc["kind"] for doc in rendered] == ["Deployment"]  # no Ingress
+    (deployment,) = rendered
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["metadata"]["annotations"]["replicas-kind"] in ("int", "int64", "float64")

@@ -343,3 +343,16 @@ def test_runtimes_the_admin_keeps_to_admins_are_refused_to_other_users(limited_s
     assert refused.returncode == 4 and "only admins" in refused.stderr, refused.stderr
     allowed = server.bay("space", "create", "theirs", "--template", "quick", "--wait")
     assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_request_body_of_the_wrong_type_is_refused_not_coerced(server):
+    # {"admin": 0} made a user (admin false by coercion), and "yes"/1 would have made one an
+    # admin: a body is what its schema says, or 422 and nothing changes.
+    with server.client() as c:
+        for body in ({"name": "coerced", "admin": 0}, {"name": "coerced", "admin": "yes"}):
+            answer = c.post("/api/v1/users", json=body)
+            assert answer.status_code == 422, answer.text
+            assert "admin" in answer.text
+        # Nothing was made: the name is still free.
+        made = c.post("/api/v1/users", json={"name": "coerced", "admin": False})
+        assert made.status_code == 201, made.text
