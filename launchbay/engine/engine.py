@@ -102,15 +102,15 @@ class CreateSpace:
     sets: Mapping[str, str] = field(default_factory=dict)
 
 
-def _is_up(service: ResolvedService, seen: Observed, *, finished: bool) -> bool:
-    """Up by the runtime's account: a job that completed, a service whose own health check
-    passed, or (once the runtime is done starting) one running without a check. A template
-    `health:` is an extra gate, applied after."""
+def _is_up(service: ResolvedService, seen: Observed) -> bool:
+    """Up by the runtime's account, as the runtime that started it reports (Compose's own
+    rule): a job that completed, a service whose own health check passed, one running that
+    has no check. A template `health:` is an extra gate, applied after."""
     if seen.completed:
         return True
     if service.spec.health is not None or not seen.running:
         return False
-    return seen.healthy is True or (finished and seen.healthy is None)
+    return seen.healthy is not False
 
 
 @dataclass(frozen=True)
@@ -534,16 +534,14 @@ class Engine:
             """What the runtime reports while it starts them (Docker's events)."""
             with lock:
                 service = waiting.get(name)
-                # Docker's events are the runtime's own account: a start counts where the
-                # service has no healthcheck, as it does for Compose.
-                if service is None or not _is_up(service, seen, finished=True):
+                if service is None or not _is_up(service, seen):
                     return
                 del waiting[name]
             self.set_services(snapshot, [self._up_change(snapshot, service, seen, started)])
 
         runtime.start_all(snapshot.ref, template, starting, snapshot.params, progress)
         self._check_stop((cancel,))
-        self._mark_up(snapshot, runtime, waiting, started, finished=True)
+        self._mark_up(snapshot, runtime, waiting, started)
         for service in waiting.values():
             seen = self.wait_healthy(snapshot, service, runtime, (cancel,))
             self._service_up(snapshot, service, seen, started)
@@ -554,16 +552,14 @@ class Engine:
         runtime: Runtime,
         waiting: dict[ServiceName, ResolvedService],
         started: float,
-        *,
-        finished: bool,
     ) -> None:
-        """Record each service that is up by the runtime's account: a job that completed, a
-        service whose own health check passed, or (once the runtime is done) one running."""
+        """Once the runtime is done starting, record what its events did not: each service
+        that is up by the runtime's account."""
         if not waiting:
             return
         changes = []
         for name, seen in runtime.observe(snapshot.ref, list(waiting.values())).items():
-            if _is_up(waiting[name], seen, finished=finished):
+            if _is_up(waiting[name], seen):
                 changes.append(self._up_change(snapshot, waiting.pop(name), seen, started))
         self.set_services(snapshot, changes)
 
