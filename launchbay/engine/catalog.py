@@ -8,7 +8,7 @@ from pathlib import Path
 
 from launchbay.domain.errors import NotFound
 from launchbay.domain.template import Template, parse_template
-from launchbay.domain.yamlsource import YamlError
+from launchbay.domain.yamlsource import YamlError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,18 @@ class TemplateCatalog:
                 return
             templates: dict[str, Template] = {}
             problems: dict[str, list[str]] = {}
+            compose_files: list[Path] = []
             for path in files:
                 try:
                     template = read_template(path)
                 except YamlError as e:
                     problems[str(path)] = e.problems
+                    # A Compose file that is missing or wrong now is watched all the same:
+                    # fixing it makes the template valid without touching the template.
+                    compose_files += _compose_file_named(path)
                     continue
+                if template.compose is not None:
+                    compose_files.append(Path(template.compose.file))
                 if template.name in templates:
                     other = templates[template.name].source
                     problems[str(path)] = [
@@ -82,9 +88,7 @@ class TemplateCatalog:
                 templates[template.name] = template
             for file, found in problems.items():
                 log.warning("template %s is invalid: %s", file, "; ".join(found))
-            self._compose_files = [
-                Path(t.compose.file) for t in templates.values() if t.compose is not None
-            ]
+            self._compose_files = compose_files
             if self._compose_files:
                 stamp = tuple(_stamp(p) for p in [*files, *self._compose_files])
             self._templates, self._problems, self._stamp = templates, problems, stamp
@@ -96,3 +100,14 @@ def _stamp(path: Path) -> tuple[str, float, int]:
     except OSError:
         return (str(path), 0.0, -1)
     return (str(path), info.st_mtime, info.st_size)
+
+
+def _compose_file_named(path: Path) -> list[Path]:
+    """The Compose file a template names, if it names one, read from its raw YAML."""
+    try:
+        data, _ = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
+    except (YamlError, OSError, UnicodeDecodeError):
+        return []
+    compose = data.get("compose") if isinstance(data, dict) else None
+    file = compose.get("file") if isinstance(compose, dict) else None
+    return [(path.parent / file).resolve()] if isinstance(file, str) else []

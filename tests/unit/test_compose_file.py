@@ -178,3 +178,19 @@ def test_a_failure_reason_is_the_line_that_says_what_went_wrong_not_the_last_one
     assert _telling_lines(said) == (
         "invalid interpolation format for services.init.command.[]: \"sh -c 'echo ${X'\""
     )
+
+
+def test_a_template_waiting_for_its_compose_file_is_read_again_once_the_file_is_there(tmp_path):
+    from launchbay.engine.catalog import TemplateCatalog
+
+    (tmp_path / "app.yaml").write_text(
+        "name: app\nttl: {default: 1h, max: 2h}\ncompose: {file: compose.yaml}\n"
+    )
+    catalog = TemplateCatalog(tmp_path)
+    assert (
+        catalog.all() == [] and "cannot read" in catalog.problems()[str(tmp_path / "app.yaml")][0]
+    )
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: web:1}\n")
+    assert [t.name for t in catalog.all()] == ["app"]
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: web:1, depends_on: [db]}\n")
+    assert catalog.all() == []  # a change to the file alone is seen
