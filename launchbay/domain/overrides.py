@@ -55,6 +55,11 @@ def check_override(template: Template, service_name: str, key: str) -> None:
     allowed = service.overridable
     where = f"--set {service_name}.{key}"
     if key == "version":
+        if service.compose_file:
+            raise Invalid(
+                f"{where}: {service_name} runs what its Compose file says; give the file a "
+                "parameter (an image tag as ${NAME}) and pass it with --param"
+            )
         if not allowed.version:
             raise Invalid(f"{where}: template {template.name!r} does not let spaces change it")
         return

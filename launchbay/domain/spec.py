@@ -96,11 +96,6 @@ def check_overrides(
 
 def _check_applies(service: Service, name: str, key: str, runtime: str) -> None:
     where = f"--set {name}.{key}"
-    if key == "version" and service.compose_file:
-        raise Invalid(
-            f"{where}: {name} runs what its Compose file says; give the file a parameter "
-            "(an image tag as ${NAME}) and pass it with --param"
-        )
     if key.startswith("values.") and runtime != "kubernetes":
         raise Invalid(f"{where}: helm values apply on kubernetes only, not on {runtime}")
     if key.startswith("env.") and runtime == "kubernetes":

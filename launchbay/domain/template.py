@@ -391,6 +391,13 @@ def _with_compose_file(
         for i, name in enumerate(project.services)
         if name not in found.services
     ]
+    known = found.profiles()
+    problems += [
+        f"{source.file}:{source.line_of(('compose', 'profiles', i))}: compose.profiles.{i}: "
+        f"unknown Compose profile {profile!r}; {path.name} has {', '.join(sorted(known)) or 'none'}"
+        for i, profile in enumerate(project.profiles)
+        if "${" not in profile and profile.strip() and profile.strip() not in known
+    ]
     if problems:
         raise YamlError(problems)
     wanted = set(project.services) or set(found.services)
@@ -406,6 +413,8 @@ def _with_compose_file(
                 "compose": dict(extras.compose or {}),
                 "depends_on": list(spec.depends_on),
                 "one_shot": extras.one_shot or name in one_shot,
+                # It runs what its file says: a tag comes in as a parameter the file reads.
+                "overridable": extras.overridable.model_copy(update={"version": False}),
                 "profiles": list(spec.profiles),
                 "compose_file": str(path),
             }

@@ -6,7 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
-from launchbay.domain.errors import NotFound
+from launchbay.domain.errors import Invalid, NotFound
 from launchbay.domain.template import Template, parse_template
 from launchbay.domain.yamlsource import YamlError, load_yaml
 
@@ -34,6 +34,7 @@ class TemplateCatalog:
         self._templates: dict[str, Template] = {}
         self._problems: dict[str, list[str]] = {}
         self._compose_files: list[Path] = []
+        self._broken: dict[str, list[str]] = {}
 
     def all(self) -> list[Template]:
         self._refresh()
@@ -46,6 +47,8 @@ class TemplateCatalog:
     def get(self, name: str) -> Template:
         self._refresh()
         template = self._templates.get(name)
+        if template is None and name in self._broken:
+            raise Invalid(f"template {name!r} is not valid: " + "; ".join(self._broken[name]))
         if template is None:
             known = ", ".join(sorted(self._templates)) or "none"
             raise NotFound(f"no template named {name!r} (known: {known})")
@@ -68,11 +71,13 @@ class TemplateCatalog:
             templates: dict[str, Template] = {}
             problems: dict[str, list[str]] = {}
             compose_files: list[Path] = []
+            broken: dict[str, list[str]] = {}
             for path in files:
                 try:
                     template = read_template(path)
                 except YamlError as e:
                     problems[str(path)] = e.problems
+                    broken.update(dict.fromkeys(_raw(path, "name"), e.problems))
                     # A Compose file that is missing or wrong now is watched all the same:
                     # fixing it makes the template valid without touching the template.
                     compose_files += _compose_file_named(path)
@@ -91,6 +96,7 @@ class TemplateCatalog:
             self._compose_files = compose_files
             if self._compose_files:
                 stamp = tuple(_stamp(p) for p in [*files, *self._compose_files])
+            self._broken = {n: p for n, p in broken.items() if n not in templates}
             self._templates, self._problems, self._stamp = templates, problems, stamp
 
 
@@ -103,11 +109,16 @@ def _stamp(path: Path) -> tuple[str, float, int]:
 
 
 def _compose_file_named(path: Path) -> list[Path]:
-    """The Compose file a template names, if it names one, read from its raw YAML."""
+    """The Compose file a template names, if it names one."""
+    return [(path.parent / file).resolve() for file in _raw(path, "compose", "file")]
+
+
+def _raw(path: Path, *keys: str) -> list[str]:
+    """A string at `keys` in a template file's raw YAML (for templates that are not valid)."""
     try:
-        data, _ = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
+        value: object = load_yaml(path.read_text(encoding="utf-8"), file=str(path))[0]
     except (YamlError, OSError, UnicodeDecodeError):
         return []
-    compose = data.get("compose") if isinstance(data, dict) else None
-    file = compose.get("file") if isinstance(compose, dict) else None
-    return [(path.parent / file).resolve()] if isinstance(file, str) else []
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return [value] if isinstance(value, str) else []

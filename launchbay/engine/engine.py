@@ -657,7 +657,8 @@ class Engine:
             if space.phase is not Phase.PROVISIONING:
                 return None
             phase = phase_for([x.status for x in space.services])
-            if phase is Phase.READY:
+            if phase is Phase.READY and space.ready_seconds is None:
+                # From create to ready, once: a wake later is not the space's time to ready.
                 space.ready_seconds = round(took, 3)
             self._settle_generation(s, space, snapshot.generation, ok=True)
             self.set_phase(

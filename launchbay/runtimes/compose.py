@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +31,7 @@ import yaml
 
 from launchbay.domain.composefile import ComposeFile, Port, bind_source, read_compose_file
 from launchbay.domain.errors import Conflict, Invalid, LaunchbayError, NotFound, Refused
+from launchbay.domain.interpolation import REFERENCE
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
@@ -86,7 +89,7 @@ class ComposeRuntime(Runtime):
         self._compose_version = ""
         self._lock = threading.Lock()
         self._space_locks: dict[str, threading.Lock] = {}
-        self._valid_files: set[tuple[str, float, int]] = set()
+        self._valid_files: set[tuple[str, float, int, str]] = set()
         self._files: dict[str, tuple[tuple[str, float, int], ComposeFile]] = {}
 
     # -- the interface -------------------------------------------------------------------
@@ -201,15 +204,39 @@ class ComposeRuntime(Runtime):
             return
         path = Path(template.compose.file)
         found = self._read(path)
-        stamp = (str(path), *_file_stamp(path))
+        overlay = {
+            "services": {
+                name: _literal(service.compose)
+                for name, service in template.services.items()
+                if service.compose
+            }
+        }
+        stamp = (str(path), *_file_stamp(path), json.dumps(overlay, sort_keys=True, default=str))
         if stamp not in self._valid_files:
-            result = self._run(
-                ["--file", str(path), "--profile", "*", "config", "--quiet"], timeout=60
-            )
-            if result.code != 0:
-                raise Invalid(_compose_problem(result.stderr, path))
+            self._validate(path, overlay, template.source)
             self._valid_files.add(stamp)
         self._check_binds(found, list(template.services))
+
+    def _validate(self, path: Path, overlay: dict[str, Any], source: str) -> None:
+        """`docker compose config --quiet` of the team's file, then with the template's
+        overlay merged over it: each refusal says whose file and which line."""
+        result = self._run(["--file", str(path), "--profile", "*", "config", "--quiet"], timeout=60)
+        if result.code != 0:
+            raise Invalid(_compose_problem(result.stderr, path))
+        if not overlay["services"]:
+            return
+        with tempfile.TemporaryDirectory(prefix="launchbay-overlay-") as folder:
+            ours = Path(folder) / "overlay.yaml"
+            ours.write_text(yaml.safe_dump(overlay, sort_keys=False))
+            result = self._run(
+                ["--file", str(path), "--file", str(ours), "--profile", "*", "config", "--quiet"],
+                timeout=60,
+            )
+        if result.code != 0:
+            said = _telling_lines(result.stderr).replace(str(ours), "the template's overlay")
+            raise Invalid(
+                f"{source}: the template's compose: sections: Compose refuses them: {said}"
+            )
 
     def starts_together(self, template: Template) -> bool:
         return template.compose is not None
@@ -922,3 +949,15 @@ def _seen_in(
     elif action == "die" and name in one_shot and attributes.get("exitCode") == "0":
         seen = Observed(running=False, healthy=None, detail="completed", completed=True)
     return (ServiceName(name), seen) if seen is not None else None
+
+
+def _literal(section: Any) -> Any:
+    """A template's compose section for Compose to check before any space exists: its
+    Launchbay references (`${services.db.url}`) written as literals Compose leaves alone."""
+    if isinstance(section, str):
+        return REFERENCE.sub(lambda m: m.group(0) if m.group(1) else "$" + m.group(0), section)
+    if isinstance(section, list):
+        return [_literal(item) for item in section]
+    if isinstance(section, dict):
+        return {key: _literal(value) for key, value in section.items()}
+    return section

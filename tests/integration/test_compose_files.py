@@ -173,6 +173,7 @@ def test_a_web_db_cache_stack_runs_unchanged_twice_side_by_side_and_leaves_nothi
 def test_anchors_merge_keys_escapes_and_a_one_shot_job_that_runs_once(server):
     create(server, "plat", "platform", "--param", "GREETING=hi")
     space = ready(server, "plat")
+    first_ready = space["ready_seconds"]
     statuses = {s["name"]: s["status"] for s in space["services"]}
     # The debug profile was not asked for; the migration is a job that completed.
     assert statuses == {"migrate": "completed", "api": "ready", "worker": "ready"}
@@ -189,6 +190,7 @@ def test_anchors_merge_keys_escapes_and_a_one_shot_job_that_runs_once(server):
     assert server.bay("space", "wake", "plat").returncode == 0
     space = ready(server, "plat")
     assert service(space, "migrate")["status"] == "completed"
+    assert space["ready_seconds"] == first_ready  # from create; the wake does not replace it
     assert httpx.get(service(space, "api")["endpoints"]["8000"]).text.endswith("migrations: 1\n")
     restarts = [e for e in events(server, "plat") if e["kind"] == "restart"]
     assert restarts == []
@@ -277,6 +279,10 @@ def test_a_missing_file_and_an_override_the_runtime_cannot_apply_are_refused(ser
     problems = server.get_json("/api/v1/templates/-/problems")["problems"]
     (message,) = problems[str(server.templates / "nofile.yaml")]
     assert ":3: compose.file: cannot read" in message and "none.yaml" in message
+    # A create says why the template cannot be used, not that there is no such template.
+    refused = server.bay("space", "create", "nf", "--template", "nofile", "--runtime", "compose")
+    assert refused.returncode == 2, refused.stderr
+    assert "template 'nofile' is not valid:" in refused.stderr and "none.yaml" in refused.stderr
     for key, why in (
         ("api.version=pr-1", "runs what its Compose file says"),
         ("api.values.replicas=2", "helm values apply on kubernetes only"),
@@ -409,3 +415,18 @@ def test_template_validate_runs_composes_own_check_and_says_where(tmp_path, busy
     assert f"{tmp_path / 'bad.yaml'}:4: Compose refuses the file:" in result.stderr
     assert "frobnicate" in result.stderr and "Traceback" not in result.stderr
     assert "template 'good' is valid (1 services)" in result.stdout
+
+
+def test_a_template_overlay_compose_refuses_is_refused_at_create_and_by_validate(server, tmp_path):
+    (server.templates / "overlay.yaml").write_text(
+        "name: overlay\nttl: {default: 1h, max: 2h}\n"
+        "compose: {file: ../material/compose/ports/compose.yaml}\n"
+        "services:\n  gateway:\n    compose: {restart_polcy: always, environment: {U: '${services.metrics.url}'}}\n"
+    )
+    refused = server.bay("space", "create", "ov", "--template", "overlay", "--runtime", "compose")
+    assert refused.returncode == 2, refused.stderr
+    assert "overlay.yaml: the template's compose: sections: Compose refuses them" in refused.stderr
+    assert "restart_polcy" in refused.stderr
+    assert server.bay("space", "show", "ov").returncode != 0
+    validate = server.bay("template", "validate", str(server.templates / "overlay.yaml"))
+    assert validate.returncode == 2 and "restart_polcy" in validate.stderr

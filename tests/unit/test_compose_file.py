@@ -136,6 +136,9 @@ def test_overrides_a_runtime_would_drop_are_refused(tmp_path):
     assert parse_sets({"api.env.A": "1"}, t, runtime="compose") == {"api": {"env.A": "1"}}
     with pytest.raises(Invalid, match="runs what its Compose file says"):
         parse_sets({"api.version": "pr-1"}, t, runtime="compose")
+    with pytest.raises(Invalid) as refused:
+        parse_sets({"worker.env.A": "1"}, t, runtime="compose")
+    assert "allows version" not in refused.value.message  # a file's service never does
     with pytest.raises(Invalid, match="helm values apply on kubernetes only"):
         parse_sets({"api.values.x": "1"}, t, runtime="compose")
 
@@ -194,3 +197,15 @@ def test_a_template_waiting_for_its_compose_file_is_read_again_once_the_file_is_
     assert [t.name for t in catalog.all()] == ["app"]
     (tmp_path / "compose.yaml").write_text("services:\n  web: {image: web:1, depends_on: [db]}\n")
     assert catalog.all() == []  # a change to the file alone is seen
+
+
+def test_a_profile_the_file_lacks_is_a_problem_of_the_template_with_its_line(tmp_path):
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    text = (
+        "name: app\nttl: {default: 1h, max: 2h}\ncompose: {file: compose.yaml, profiles: [debgu]}\n"
+    )
+    with pytest.raises(
+        YamlError,
+        match=r"app.yaml:3: compose.profiles.0: unknown Compose profile 'debgu'; compose.yaml has debug",
+    ):
+        parse_template(text, file=str(tmp_path / "app.yaml"), read=lambda p: p.read_text())
