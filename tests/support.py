@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,3 +345,31 @@ def tag_material_images() -> None:
     base = build_busybox_image()
     for name in MATERIAL_IMAGES:
         subprocess.run(["docker", "tag", base, name], check=True, capture_output=True)
+
+
+def compose_root(server: ServerProcess) -> Path:
+    """Where a server's compose runtime keeps its spaces (and labels what it makes)."""
+    return server.data_dir / "runtime" / "compose"
+
+
+@contextlib.contextmanager
+def compose_server(home: Path, templates: Path) -> Iterator[ServerProcess]:
+    """A server for compose tests (reconciling every second, orphans removed after 2 s);
+    whatever a failed test left of its spaces is removed after it stops."""
+    from launchbay.runtimes.compose import ComposeRuntime
+
+    server = ServerProcess(
+        home=home,
+        templates=templates,
+        extra_args=["--reconcile-interval", "1", "--orphan-grace", "2"],
+    )
+    server.home.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        runtime = ComposeRuntime(compose_root(server))
+        for name in runtime.spaces():
+            runtime.destroy_orphan(name)
+        runtime.close()

@@ -637,13 +637,12 @@ class ComposeRuntime(Runtime):
         first) on loopback where it is published, else on the container's own address."""
         if not service.spec.compose_file:
             return "127.0.0.1", self._host_port(space.name, service.name)
-        found = self._read(Path(service.spec.compose_file)).services[service.name]
+        compose_file = self._read(Path(service.spec.compose_file))
+        found = compose_file.services[service.name]
         wanted = next((e.port for e in service.spec.endpoints if e.port), found.first_port)
         published = next((p for p in found.ports if p.target == wanted), None)
         if published is not None and found.replicas == 1:
-            hosts = self._host_ports(
-                space.name, self._read(Path(service.spec.compose_file)), [service.name]
-            )
+            hosts = self._host_ports(space.name, compose_file, [service.name])
             return "127.0.0.1", hosts[service.name][published.key]
         networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
         address = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")

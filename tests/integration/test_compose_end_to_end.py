@@ -15,7 +15,14 @@ from launchbay.domain.spec import resolve_services
 from launchbay.domain.template import parse_template
 from launchbay.runtimes.base import ServiceFailed, SpaceRef
 from launchbay.runtimes.compose import ComposeRuntime
-from tests.support import BUSYBOX_IMAGE, ServerProcess, launchbay_docker_objects, wait_until
+from tests.support import (
+    BUSYBOX_IMAGE,
+    ServerProcess,
+    compose_root,
+    compose_server,
+    launchbay_docker_objects,
+    wait_until,
+)
 
 BROKEN = textwrap.dedent(f"""\
     name: broken-compose
@@ -50,24 +57,8 @@ SLOW = textwrap.dedent(f"""\
 def server(tmp_path, templates, busybox_image):
     (templates / "broken-compose.yaml").write_text(BROKEN)
     (templates / "slow-compose.yaml").write_text(SLOW)
-    s = ServerProcess(
-        home=tmp_path / "home",
-        templates=templates,
-        extra_args=["--reconcile-interval", "1", "--orphan-grace", "2"],
-    )
-    s.home.mkdir()
-    s.start()
-    yield s
-    s.stop()
-    root = s.data_dir / "runtime" / "compose"
-    runtime = ComposeRuntime(root)
-    for name in runtime.spaces():
-        runtime.destroy_orphan(name)
-    runtime.close()
-
-
-def compose_root(server: ServerProcess):
-    return server.data_dir / "runtime" / "compose"
+    with compose_server(tmp_path / "home", templates) as s:
+        yield s
 
 
 def create_demo(server: ServerProcess, name: str) -> None:

@@ -19,6 +19,8 @@ from tests.support import (
     MATERIAL,
     ROOT,
     ServerProcess,
+    compose_root,
+    compose_server,
     launchbay_docker_objects,
     tag_material_images,
 )
@@ -76,19 +78,8 @@ def server(tmp_path: Path, busybox_image: str):
     # The README's template, next to its own file (`../docker-compose.yml`): the shop's.
     (templates / "shop.yaml").write_text(readme_template())
     shutil.copytree(MATERIAL / "compose" / "shop", tmp_path, dirs_exist_ok=True)
-    s = ServerProcess(
-        home=tmp_path / "home",
-        templates=templates,
-        extra_args=["--reconcile-interval", "1", "--orphan-grace", "2"],
-    )
-    s.home.mkdir()
-    s.start()
-    yield s
-    s.stop()
-
-
-def root(server: ServerProcess) -> Path:
-    return server.data_dir / "runtime" / "compose"
+    with compose_server(tmp_path / "home", templates) as s:
+        yield s
 
 
 def create(server: ServerProcess, name: str, template: str, *args: str) -> None:
@@ -167,7 +158,7 @@ def test_a_web_db_cache_stack_runs_unchanged_twice_side_by_side_and_leaves_nothi
     assert built, "the web image built for the space carries its labels"
     for name in ("shop-a", "shop-b"):
         assert server.bay("space", "delete", name, "--wait").returncode == 0
-    assert launchbay_docker_objects(root(server)) == []
+    assert launchbay_docker_objects(compose_root(server)) == []
 
 
 def test_anchors_merge_keys_escapes_and_a_one_shot_job_that_runs_once(server):
@@ -195,7 +186,7 @@ def test_anchors_merge_keys_escapes_and_a_one_shot_job_that_runs_once(server):
     restarts = [e for e in events(server, "plat") if e["kind"] == "restart"]
     assert restarts == []
     assert server.bay("space", "delete", "plat", "--wait").returncode == 0
-    assert launchbay_docker_objects(root(server)) == []
+    assert launchbay_docker_objects(compose_root(server)) == []
 
 
 def test_a_profile_is_chosen_per_space_and_an_unknown_one_is_refused(server):
@@ -269,7 +260,7 @@ def test_a_file_compose_refuses_or_a_missing_bind_source_is_refused_at_create(
         assert "not-here" in line and "does not exist" in line
     assert server.bay("space", "show", "bad").returncode != 0
     assert not (folder / "not-here").exists()
-    assert launchbay_docker_objects(root(server)) == []
+    assert launchbay_docker_objects(compose_root(server)) == []
 
 
 def test_a_missing_file_and_an_override_the_runtime_cannot_apply_are_refused(server, tmp_path):
@@ -385,7 +376,7 @@ def test_per_service_sections_wait_on_docker_health_keep_escapes_and_run_one_sho
     # Passed through as Compose does (unset here), not turned into an empty string.
     assert env["SET"] == "1" and env.get("PASSED_THROUGH") is None
     assert server.bay("space", "delete", "sec", "--wait").returncode == 0
-    assert launchbay_docker_objects(root(server)) == []  # the image built for it too
+    assert launchbay_docker_objects(compose_root(server)) == []  # the image built for it too
 
 
 def test_template_validate_runs_composes_own_check_and_says_where(tmp_path, busybox_image):
