@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 from launchbay.domain.auth import Actor
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
-from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
-from launchbay.engine.loops import install, reconcile_once
+from launchbay.engine.engine import Engine, EngineSettings
+from launchbay.engine.loops import reconcile_once
+from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store import queries as q
 from launchbay.store.db import Store, sqlite_url
@@ -60,14 +62,16 @@ def main() -> None:
             catalog=TemplateCatalog(root / "templates"),
             settings=EngineSettings(workers=32),
         )
-        install(engine)
+        Launchbay.of(engine)
         engine.start()
         results = []
         made = 0
         try:
             for size in sizes:
                 for i in range(made, size):
-                    engine.create(CreateSpace(name=f"idle-{i}", template="idle"), actor=Actor("b"))
+                    Requests(engine).create(
+                        CreateSpace(name=f"idle-{i}", template="idle"), actor=Actor("b")
+                    )
                 made = size
                 wait_until(
                     lambda size=size: ready_count(engine) >= size,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import functools
 import ipaddress
 import json
 import logging
@@ -23,15 +22,14 @@ from pydantic import BaseModel, ConfigDict
 from launchbay.api.app import create_app
 from launchbay.api.follows import FollowLimits, Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY
-from launchbay.domain.errors import Invalid, Refused
+from launchbay.domain.errors import Invalid, LaunchbayError, Refused
 from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
 from launchbay.domain.template import Template
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
-from launchbay.engine import loops
 from launchbay.engine.accounts import Accounts
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
-from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Clock, Engine, EngineSettings, utcnow
 from launchbay.engine.webhooks import GitHubHooks
 from launchbay.portal import routes as portal
@@ -42,14 +40,18 @@ __all__ = [
     "FollowLimits",
     "KubernetesSettings",
     "ServerSettings",
+    "admin_only_when_shared",
     "build",
+    "check_runtime_names",
     "default_data_dir",
     "load_config",
     "serve",
 ]
-from launchbay.runtimes.base import Runtime, Unloadable
-from launchbay.runtimes.compose import ComposeRuntime
-from launchbay.runtimes.process import ProcessRuntime
+from launchbay.runtimes import registry
+from launchbay.runtimes.base import RuntimeContext
+from launchbay.runtimes.kubernetes.kind import KubernetesSettings
+from launchbay.runtimes.registry import admin_only_when_shared
+from launchbay.runtimes.registry import check_names as check_runtime_names
 from launchbay.store.db import Store, redact, sqlite_url
 
 log = logging.getLogger("launchbay")
@@ -100,18 +102,6 @@ def github_secret(config: GitHubConfig) -> bytes:
             f"the GitHub webhook secret in {where} is missing or shorter than 16 characters"
         )
     return value.encode()
-
-
-@dataclass(frozen=True)
-class KubernetesSettings:
-    """Team Spaces: on when running in a cluster, or given a kubeconfig."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace_prefix: str = "lb-"
-    own_namespace: str | None = None
-    base_domain: str = ""
-    service_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,19 +165,28 @@ class ServerSettings:
         )
 
 
-def compose_problems(template: Template) -> list[str]:
-    """Compose's own verdict on a template's Compose file, for `bay template validate`:
-    its problems (none if it has no file), or RuntimeUnavailable if Compose is not here."""
-    if template.compose is None:
-        return []
-    runtime = ComposeRuntime(Path(tempfile.gettempdir()) / "launchbay-validate")
-    try:
-        runtime.check_template(template)
-    except Invalid as e:
-        return [e.message]
-    except Refused as e:
-        return [e.message]
-    return []
+def runtime_problems(template: Template) -> tuple[list[str], list[str]]:
+    """What the runtimes this machine has say of a template, for `bay template validate`
+    (Compose validates a team's Compose file): their problems, and a note for each runtime
+    that could not look (Docker not here, a runtime that needs a server's settings)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    context = RuntimeContext(Path(tempfile.gettempdir()) / "launchbay-validate")
+    for kind in registry.KINDS.values():
+        if kind.section not in template.sections():
+            continue
+        runtime = kind.make(context)
+        if runtime is None:
+            continue
+        try:
+            runtime.check_template(template)
+        except (Invalid, Refused) as e:
+            problems.append(e.message)
+        except LaunchbayError as e:
+            notes.append(f"not checked by the {kind.name} runtime: {e.message}")
+        finally:
+            runtime.close()
+    return problems, notes
 
 
 def private_data_dir(path: Path) -> None:
@@ -204,14 +203,13 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     private_data_dir(settings.data_dir)
     store = Store(settings.db_url)
     store.migrate()
-    runtimes: dict[str, Runtime] = {
-        "process": ProcessRuntime(
-            settings.data_dir / "runtime" / "process", user=settings.service_user
-        ),
-        "compose": ComposeRuntime(settings.data_dir / "runtime" / "compose"),
-    }
-    if settings.kubernetes is not None:
-        runtimes["kubernetes"] = kubernetes_runtime(settings.kubernetes)
+    runtimes = registry.build(
+        RuntimeContext(
+            settings.data_dir,
+            service_user=settings.service_user,
+            settings={"kubernetes": settings.kubernetes} if settings.kubernetes else {},
+        )
+    )
     engine = Engine(
         store=store,
         runtimes=runtimes,
@@ -222,12 +220,13 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     accounts = Accounts(store, clock=clock)
     if accounts.bootstrap(settings.token_file):
         log.info("first start: admin token written to %s (mode 0600)", settings.token_file)
-    deploys = Deploys(engine)
+    bay = Launchbay.of(engine)
     github = None
     if settings.config.github is not None:
         github = GitHubHooks(
             engine=engine,
-            deploys=deploys,
+            requests=bay.requests,
+            deploys=bay.deploys,
             config=settings.config.github,
             secret=github_secret(settings.config.github),
         )
@@ -236,20 +235,18 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
             ", ".join(settings.config.github.repositories) or "no repository",
         )
     app = create_app(
-        engine=engine,
+        bay=bay,
         accounts=accounts,
-        deploys=deploys,
         github=github,
-        on_start=functools.partial(engine.start, loops.install(engine)),
+        on_start=bay.start,
         follows=Follows(settings.follows),
         allowed_hosts=settings.answered_hosts(),
         max_body=settings.max_body,
     )
     portal.install(
         app,
-        engine=engine,
+        bay=bay,
         accounts=accounts,
-        deploys=deploys,
         secret=session_secret(settings.data_dir),
         loopback_only=settings.loopback_only,
     )
@@ -273,35 +270,6 @@ def session_secret(data_dir: Path) -> bytes:
         return load_secret(data_dir / "session-secret")
     except ValueError as e:
         raise Invalid(str(e)) from e
-
-
-def kubernetes_runtime(settings: KubernetesSettings) -> Runtime:
-    """The kubernetes runtime, imported only when enabled (the client is an optional extra)."""
-    try:
-        from launchbay.runtimes.kubernetes.client import LimitedApiClient, load_configuration
-        from launchbay.runtimes.kubernetes.helm import Helm
-        from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
-    except ImportError as e:
-        log.warning("the kubernetes runtime cannot load: %s", e)
-        return Unloadable(
-            "kubernetes",
-            f"the Kubernetes client cannot be imported ({e}): `pip install kubernetes` "
-            "in the server's environment (it comes with launchbay; this install lacks it)",
-        )
-    try:
-        configuration = load_configuration(kubeconfig=settings.kubeconfig, context=settings.context)
-    except Exception as e:  # the client raises several kinds for an unreadable kubeconfig
-        raise Invalid(f"cannot load the Kubernetes configuration: {e}") from e
-    cluster = ClusterSettings(
-        namespace_prefix=settings.namespace_prefix,
-        own_namespace=settings.own_namespace,
-        base_domain=settings.base_domain,
-        service_account=settings.service_account,
-    )
-    env = dict(os.environ) | ({"KUBECONFIG": settings.kubeconfig} if settings.kubeconfig else {})
-    if settings.context:
-        env["HELM_KUBECONTEXT"] = settings.context
-    return KubernetesRuntime(LimitedApiClient(configuration), Helm(env=env), cluster)
 
 
 def own_data_dir(data_dir: Path) -> IO[str]:

@@ -16,40 +16,38 @@ from launchbay.api.follows import Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY, Guard
 from launchbay.api.routes import router
 from launchbay.engine.accounts import Accounts
-from launchbay.engine.deploys import Deploys
-from launchbay.engine.engine import Engine
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.webhooks import GitHubHooks
 
 
 def create_app(
     *,
-    engine: Engine,
+    bay: Launchbay,
     accounts: Accounts,
-    deploys: Deploys,
     github: GitHubHooks | None = None,
     on_start: Callable[[], None] | None = None,
     follows: Follows | None = None,
     allowed_hosts: frozenset[str] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
-    """`allowed_hosts`: the Host names requests may carry (None: any)."""
-    """The server's app. `on_start` runs once the app serves (the engine loops start there)."""
+    """The server's app. `on_start` runs once the app serves (the engine's workers and
+    loops start there); `allowed_hosts`: the Host names requests may carry (None: any)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if on_start is not None:
             on_start()
         yield
-        engine.stop()
+        bay.stop()
 
     app = FastAPI(
         title="Launchbay", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    app.state.engine = engine
+    app.state.bay = bay
     app.state.accounts = accounts
-    app.state.deploys = deploys
     app.state.github = github
     app.state.follows = follows or Follows()
+    engine = bay.engine
     errors.install(app)
     app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=max_body)
     docs.install(app)

@@ -1,4 +1,4 @@
-"""Request dependencies: the engine, the accounts and the caller."""
+"""Request dependencies: the engine's parts, the accounts and the caller."""
 
 from __future__ import annotations
 
@@ -9,22 +9,31 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from launchbay.domain.auth import Actor
 from launchbay.engine.accounts import Accounts
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.deploys import Deploys
-from launchbay.engine.engine import Engine
+from launchbay.engine.queries import Queries
+from launchbay.engine.requests import Requests
 
 
-def engine(request: Request) -> Engine:
-    value: Engine = request.app.state.engine
+def bay(request: Request) -> Launchbay:
+    value: Launchbay = request.app.state.bay
     return value
+
+
+def requests(request: Request) -> Requests:
+    return bay(request).requests
+
+
+def queries(request: Request) -> Queries:
+    return bay(request).queries
+
+
+def deploys(request: Request) -> Deploys:
+    return bay(request).deploys
 
 
 def accounts(request: Request) -> Accounts:
     value: Accounts = request.app.state.accounts
-    return value
-
-
-def deploys(request: Request) -> Deploys:
-    value: Deploys = request.app.state.deploys
     return value
 
 
@@ -42,7 +51,8 @@ def actor(
     return accounts(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)
 
 
-EngineDep = Annotated[Engine, Depends(engine)]
+RequestsDep = Annotated[Requests, Depends(requests)]
+QueriesDep = Annotated[Queries, Depends(queries)]
 DeploysDep = Annotated[Deploys, Depends(deploys)]
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ActorDep = Annotated[Actor, Depends(actor)]

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from launchbay.api.deps import AccountsDep, ActorDep, DeploysDep, EngineDep, actor
+from launchbay.api.deps import AccountsDep, ActorDep, DeploysDep, QueriesDep, RequestsDep, actor
 from launchbay.api.follows import Follows
 from launchbay.api.schemas import (
     DURATION,
     ERROR_RESPONSES,
     LABEL,
+    RUNTIME,
     SERVICE_NAME,
     SPACE_NAME,
     ApplySpaceIn,
@@ -33,10 +34,9 @@ from launchbay.api.schemas import (
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
 from launchbay.domain.phases import Phase
-from launchbay.domain.template import RuntimeName
-from launchbay.engine.engine import CreateSpace, Engine
-from launchbay.store.models import Space
-from launchbay.store.queries import SpaceFilter
+from launchbay.engine.queries import SpaceFilter
+from launchbay.engine.requests import CreateSpace
+from launchbay.runtimes import registry
 
 SpaceNameIn = Annotated[str, Path(json_schema_extra=SPACE_NAME)]
 TemplateNameIn = Annotated[str, Path(json_schema_extra=LABEL)]
@@ -46,23 +46,23 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(actor)], responses=ER
 
 
 @router.get("/templates", response_model=list[TemplateOut], tags=["templates"])
-def list_templates(engine: EngineDep) -> list[TemplateOut]:
-    return [TemplateOut.of(t) for t in engine.catalog.all()]
+def list_templates(queries: QueriesDep) -> list[TemplateOut]:
+    return [TemplateOut.of(t, runtimes=queries.runs_on()) for t in queries.templates()]
 
 
 @router.get("/templates/-/problems", response_model=TemplateProblems, tags=["templates"])
-def template_problems(engine: EngineDep) -> TemplateProblems:
+def template_problems(queries: QueriesDep) -> TemplateProblems:
     """Files in the templates folder that are not valid, with every problem in each."""
-    return TemplateProblems(problems=engine.catalog.problems())
+    return TemplateProblems(problems=queries.template_problems())
 
 
 @router.get("/templates/{name}", response_model=TemplateOut, tags=["templates"])
-def get_template(name: TemplateNameIn, engine: EngineDep) -> TemplateOut:
-    return TemplateOut.of(engine.catalog.get(name))
+def get_template(name: TemplateNameIn, queries: QueriesDep) -> TemplateOut:
+    return TemplateOut.of(queries.template(name), runtimes=queries.runs_on())
 
 
 @router.post("/spaces", response_model=SpaceOut, status_code=201, tags=["spaces"])
-def create_space(body: CreateSpaceIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+def create_space(body: CreateSpaceIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
     request = CreateSpace(
         name=body.name,
         template=body.template,
@@ -71,12 +71,12 @@ def create_space(body: CreateSpaceIn, engine: EngineDep, caller: ActorDep) -> Sp
         params=body.params,
         sets=body.overrides,
     )
-    return _out(engine, engine.create(request, actor=caller))
+    return SpaceOut.of(requests.create(request, actor=caller))
 
 
 @router.get("/spaces", response_model=SpaceList, tags=["spaces"])
 def list_spaces(
-    engine: EngineDep,
+    queries: QueriesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None,
@@ -88,11 +88,13 @@ def list_spaces(
     owner: str | None = None,
     phase: Phase | None = None,
     template: str | None = None,
-    runtime: RuntimeName | None = None,
+    runtime: Annotated[str | None, Query(json_schema_extra=RUNTIME)] = None,
     q: Annotated[str | None, Query(description="part of the name")] = None,
     include_deleted: bool = False,
 ) -> SpaceList:
     before = _cursor(cursor)
+    if runtime is not None:
+        registry.check_names([runtime], what="runtime")
     where = SpaceFilter(
         owner=owner,
         phase=phase.value if phase else None,
@@ -101,17 +103,17 @@ def list_spaces(
         search=q,
         include_deleted=include_deleted,
     )
-    items, total = engine.list_spaces(where, limit=limit, before_id=before)
+    items, total = queries.spaces(where, limit=limit, before_id=before)
     more = len(items) == limit and items[-1].id > 0
     next_cursor = str(items[-1].id) if more else None
-    return SpaceList(items=[_out(engine, s) for s in items], total=total, next_cursor=next_cursor)
+    return SpaceList(items=[SpaceOut.of(s) for s in items], total=total, next_cursor=next_cursor)
 
 
 @router.put("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
 def apply_space(
     name: SpaceNameIn,
     body: ApplySpaceIn,
-    engine: EngineDep,
+    queries: QueriesDep,
     deploys: DeploysDep,
     caller: ActorDep,
     response: Response,
@@ -129,7 +131,7 @@ def apply_space(
     )
     space, created = deploys.apply(want, actor=caller, source=body.source)
     response.status_code = 201 if created else 200
-    return _out(engine, space)
+    return SpaceOut.of(space)
 
 
 @router.post("/spaces/{name}/deploy", response_model=DeployOut, tags=["spaces"])
@@ -163,51 +165,46 @@ def deploy_service(
 
 @router.get("/spaces/{name}/deploys", response_model=list[DeployOut], tags=["spaces"])
 def deploy_history(
-    name: SpaceNameIn, deploys: DeploysDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    name: SpaceNameIn, queries: QueriesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[DeployOut]:
     """Newest first: which service, from which version to which, who, when, result, duration."""
-    return [DeployOut.of(d) for d in deploys.history(name, limit=limit)]
+    return [DeployOut.of(d) for d in queries.deploys(name, limit=limit)]
 
 
 @router.get("/spaces/{name}", response_model=SpaceOut, tags=["spaces"])
-def get_space(name: SpaceNameIn, engine: EngineDep) -> SpaceOut:
-    space = engine.get(name)
-    return SpaceOut.of(
-        space,
-        runtime_unavailable=engine.board.unavailable_reason(space.runtime),
-        jobs=engine.jobs_of(name),
-    )
+def get_space(name: SpaceNameIn, queries: QueriesDep) -> SpaceOut:
+    return SpaceOut.of(queries.space(name), jobs=queries.jobs(name))
 
 
 @router.delete("/spaces/{name}", response_model=SpaceOut, status_code=202, tags=["spaces"])
-def delete_space(name: SpaceNameIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
+def delete_space(name: SpaceNameIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
     """Idempotent: a space already being deleted, or deleted, is returned as it is."""
-    return _out(engine, engine.delete(name, actor=caller))
+    return SpaceOut.of(requests.delete(name, actor=caller))
 
 
 @router.post("/spaces/{name}/extend", response_model=SpaceOut, tags=["spaces"])
 def extend_space(
-    name: SpaceNameIn, body: ExtendIn, engine: EngineDep, caller: ActorDep
+    name: SpaceNameIn, body: ExtendIn, requests: RequestsDep, caller: ActorDep
 ) -> SpaceOut:
-    return _out(engine, engine.extend(name, by=body.by, actor=caller))
+    return SpaceOut.of(requests.extend(name, by=body.by, actor=caller))
 
 
 @router.post("/spaces/{name}/sleep", response_model=SpaceOut, status_code=202, tags=["spaces"])
-def sleep_space(name: SpaceNameIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
-    return _out(engine, engine.sleep(name, actor=caller))
+def sleep_space(name: SpaceNameIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
+    return SpaceOut.of(requests.sleep(name, actor=caller))
 
 
 @router.post("/spaces/{name}/wake", response_model=SpaceOut, status_code=202, tags=["spaces"])
-def wake_space(name: SpaceNameIn, engine: EngineDep, caller: ActorDep) -> SpaceOut:
-    return _out(engine, engine.wake(name, actor=caller))
+def wake_space(name: SpaceNameIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
+    return SpaceOut.of(requests.wake(name, actor=caller))
 
 
 @router.get("/spaces/{name}/events", response_model=list[EventOut], tags=["spaces"])
 def space_events(
-    name: SpaceNameIn, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    name: SpaceNameIn, queries: QueriesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[EventOut]:
     """Newest first."""
-    return [EventOut.of(e) for e in engine.events(name, limit=limit)]
+    return [EventOut.of(e) for e in queries.events(name, limit=limit)]
 
 
 @router.get(
@@ -222,7 +219,7 @@ async def service_logs(
     request: Request,
     name: SpaceNameIn,
     service: ServiceNameIn,
-    engine: EngineDep,
+    queries: QueriesDep,
     caller: ActorDep,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
     follow: bool = False,
@@ -231,7 +228,7 @@ async def service_logs(
     client goes away (429 beyond the server's caps on concurrent follows)."""
     stop = threading.Event()
     lines = await run_in_threadpool(
-        lambda: engine.logs(name, service, tail=tail, follow=follow, stop=stop)
+        lambda: queries.logs(name, service, tail=tail, follow=follow, stop=stop)
     )
     media = "text/plain; charset=utf-8"
     if not follow:
@@ -250,9 +247,9 @@ def create_user(body: UserIn, accounts: AccountsDep, caller: ActorDep) -> UserOu
 
 
 @router.get("/runtimes", tags=["runtimes"])
-def runtimes(engine: EngineDep) -> dict[str, dict[str, object]]:
+def runtimes(queries: QueriesDep) -> dict[str, dict[str, object]]:
     """Each enabled runtime: usable or not, and why."""
-    return engine.runtime_status()
+    return queries.runtimes()
 
 
 @router.get("/whoami", tags=["users"])
@@ -266,7 +263,3 @@ def _cursor(raw: str | None) -> int | None:
     if not raw.isdigit() or len(raw) > 18:
         raise Invalid(f"cursor {raw[:40]!r} is not one this server gave out")
     return int(raw)
-
-
-def _out(engine: Engine, space: Space) -> SpaceOut:
-    return SpaceOut.of(space, runtime_unavailable=engine.board.unavailable_reason(space.runtime))

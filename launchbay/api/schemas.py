@@ -15,8 +15,9 @@ from launchbay.domain.names import (
     MAX_SERVICE_NAME,
     MAX_SPACE_NAME,
 )
-from launchbay.domain.template import RUNTIMES, Template
-from launchbay.store.models import Deploy, Event, Job, Space
+from launchbay.domain.template import RunsOn, Template
+from launchbay.engine.views import DeployView, EventView, JobView, SpaceView
+from launchbay.runtimes import registry
 
 
 class ErrorOut(BaseModel):
@@ -50,7 +51,7 @@ SPACE_NAME = rule(LABEL_PATTERN, MAX_SPACE_NAME)
 LABEL = rule(LABEL_PATTERN, 63)
 SERVICE_NAME = rule(LETTER_LABEL_PATTERN, MAX_SERVICE_NAME)
 DURATION = rule(DURATION_PATTERN, 40)
-RUNTIME: dict[str, Any] = {"enum": list(RUNTIMES)}
+RUNTIME: dict[str, Any] = {"enum": list(registry.NAMES)}
 
 
 class Body(BaseModel):
@@ -60,7 +61,11 @@ class Body(BaseModel):
 class CreateSpaceIn(Body):
     name: str = Field(json_schema_extra=SPACE_NAME)
     template: str = Field(json_schema_extra=LABEL)
-    runtime: str = Field(default="process", json_schema_extra=RUNTIME)
+    runtime: str | None = Field(
+        default=None,
+        description="the first of the server's runtimes that can run the template if omitted",
+        json_schema_extra=RUNTIME,
+    )
     ttl: str | None = Field(
         default=None,
         description="e.g. 30m, 2h; the template's default if omitted",
@@ -76,7 +81,11 @@ class ApplySpaceIn(Body):
     """The whole wanted state of a space: what is not given goes back to the template's default."""
 
     template: str = Field(json_schema_extra=LABEL)
-    runtime: str = Field(default="process", json_schema_extra=RUNTIME)
+    runtime: str | None = Field(
+        default=None,
+        description="the first of the server's runtimes that can run the template if omitted",
+        json_schema_extra=RUNTIME,
+    )
     ttl: str | None = Field(
         default=None,
         description="on update, keeps the space at least this long",
@@ -112,7 +121,7 @@ class DeployOut(BaseModel):
     duration_s: float | None
 
     @classmethod
-    def of(cls, d: Deploy) -> DeployOut:
+    def of(cls, d: DeployView) -> DeployOut:
         duration = (
             (d.finished_at - d.started_at).total_seconds()
             if d.finished_at and d.started_at
@@ -188,7 +197,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: JobView) -> JobOut:
         return cls(
             id=job.id,
             kind=job.kind.value,
@@ -233,11 +242,9 @@ class SpaceOut(BaseModel):
     )
 
     @classmethod
-    def of(
-        cls, space: Space, *, runtime_unavailable: str | None = None, jobs: Sequence[Job] = ()
-    ) -> SpaceOut:
+    def of(cls, space: SpaceView, *, jobs: Sequence[JobView] = ()) -> SpaceOut:
         return cls(
-            runtime_unavailable=runtime_unavailable,
+            runtime_unavailable=space.runtime_unavailable,
             jobs=[JobOut.of(job) for job in jobs],
             name=space.name,
             template=space.template,
@@ -284,7 +291,7 @@ class EventOut(BaseModel):
     phase: str | None
 
     @classmethod
-    def of(cls, event: Event) -> EventOut:
+    def of(cls, event: EventView) -> EventOut:
         return cls(
             at=event.at,
             actor=event.actor,
@@ -310,12 +317,13 @@ class TemplateOut(BaseModel):
     ttl_default: str
     ttl_max: str
     params: dict[str, dict[str, str]]
-    runtimes: list[str]
+    runtimes: list[str] = Field(description="the server's runtimes that can run every service")
     services: list[TemplateServiceOut]
     order: list[list[str]]
 
     @classmethod
-    def of(cls, template: Template) -> TemplateOut:
+    def of(cls, template: Template, *, runtimes: Sequence[RunsOn]) -> TemplateOut:
+        """`runtimes`: the server's; of them, the ones that can run the template are listed."""
         return cls(
             name=template.name,
             description=template.description,
@@ -325,7 +333,7 @@ class TemplateOut(BaseModel):
                 n: {"default": p.default, "description": p.description}
                 for n, p in template.params.items()
             },
-            runtimes=template.runtimes(),
+            runtimes=[r.runtime for r in runtimes if r.section in template.sections()],
             services=[
                 TemplateServiceOut(
                     name=name,
@@ -334,7 +342,7 @@ class TemplateOut(BaseModel):
                     depends_on=s.depends_on,
                     endpoints=[e.name for e in s.endpoints],
                     health=_health(s.health),
-                    runtimes=[r for r in ("process", "compose", "kubernetes") if s.supports(r)],
+                    runtimes=[r.runtime for r in runtimes if s.has(r.section)],
                 )
                 for name, s in template.services.items()
             ],

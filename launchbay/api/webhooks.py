@@ -8,13 +8,11 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from launchbay.api.deps import ActorDep, engine
+from launchbay.api.deps import ActorDep, QueriesDep
 from launchbay.api.schemas import ERROR_RESPONSES, DeliveryOut
 from launchbay.domain.auth import require_admin
 from launchbay.domain.errors import NotFound
-from launchbay.engine.engine import Engine
 from launchbay.engine.webhooks import GitHubHooks
-from launchbay.store import queries as q
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
@@ -58,13 +56,12 @@ async def github(
 @router.get("/github/deliveries", response_model=list[DeliveryOut])
 def deliveries(
     caller: ActorDep,
-    the_engine: Annotated[Engine, Depends(engine)],
+    queries: QueriesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeliveryOut]:
     """Recent deliveries and what was done with each (admins only)."""
     require_admin(caller, action="read webhook deliveries")
-    with the_engine.store.read() as s:
-        return [DeliveryOut.model_validate(d) for d in q.recent_deliveries(s, limit=limit)]
+    return [DeliveryOut.model_validate(d) for d in queries.deliveries(limit=limit)]
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from launchbay.cli.errors import CliError, ExitStatus
+from launchbay.cli.errors import RUNTIME_HELP, CliError, ExitStatus
 
 ci_app = typer.Typer(no_args_is_help=True, help="For CI/CD pipelines: a space per pull request.")
 
@@ -33,7 +33,7 @@ def up(
         list[str] | None, typer.Option("--set", help="SERVICE.KEY=VALUE, e.g. api.version=$SHA")
     ] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE")] = None,
-    runtime: Annotated[str, typer.Option(help="process, compose or kubernetes")] = "process",
+    runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
     ttl: Annotated[
         str | None, typer.Option(help="keep the space at least this long, e.g. 4h")
     ] = None,

@@ -35,3 +35,10 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+# The server knows its runtimes (`bay doctor` lists them); the CLI names none itself.
+RUNTIME_HELP = (
+    "a runtime the server enables (`bay doctor` lists them); "
+    "default: the first that can run the template"
+)

@@ -13,7 +13,7 @@ import typer
 
 from launchbay import __version__
 from launchbay.cli import context as ctx
-from launchbay.cli.errors import CliError, ExitStatus
+from launchbay.cli.errors import RUNTIME_HELP, CliError, ExitStatus
 
 if TYPE_CHECKING:
     from launchbay.domain.template import Template
@@ -173,7 +173,8 @@ def server(
         list[str] | None,
         typer.Option(
             help="only admins may create spaces on this runtime (repeat for more; default: "
-            "process, on a server that listens beyond loopback)"
+            "those that run services on the server's own machine (process), on a server "
+            "that listens beyond loopback)"
         ),
     ] = None,
 ) -> None:
@@ -184,6 +185,8 @@ def server(
         FollowLimits,
         KubernetesSettings,
         ServerSettings,
+        admin_only_when_shared,
+        check_runtime_names,
         default_data_dir,
         load_config,
         serve,
@@ -232,8 +235,10 @@ def server(
     if service_user is not None:
         _check_service_user(service_user)
     restricted = admin_only_runtime
-    if restricted is None:
-        restricted = [] if settings.loopback_only else ["process"]
+    if restricted is not None:
+        check_runtime_names(restricted, what="--admin-only-runtime")
+    else:
+        restricted = [] if settings.loopback_only else admin_only_when_shared()
     settings = dataclasses.replace(
         settings,
         engine=dataclasses.replace(settings.engine, admin_only_runtimes=frozenset(restricted)),
@@ -339,7 +344,7 @@ def template_validate(files: Annotated[list[Path], typer.Argument(help="template
             for problem in e.problems:
                 print(problem, file=sys.stderr)
             continue
-        problems = _compose_problems(template)
+        problems = _runtime_problems(template)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -352,18 +357,15 @@ def template_validate(files: Annotated[list[Path], typer.Argument(help="template
         raise typer.Exit(ExitStatus.USAGE)
 
 
-def _compose_problems(template: Template) -> list[str]:
-    """Compose's own validation of a template's Compose file, where Compose is installed."""
-    if template.compose is None:
-        return []
-    from launchbay.domain.errors import LaunchbayError
-    from launchbay.server import compose_problems
+def _runtime_problems(template: Template) -> list[str]:
+    """The runtimes' own validation of a template (Compose's of a Compose file), where
+    they are installed; a note on stderr for each that could not look."""
+    from launchbay.server import runtime_problems
 
-    try:
-        return compose_problems(template)
-    except LaunchbayError as e:  # Compose is not installed here: say so, check the rest
-        print(f"{template.source}: not checked by Compose: {e.message}", file=sys.stderr)
-        return []
+    problems, notes = runtime_problems(template)
+    for note in notes:
+        print(f"{template.source}: {note}", file=sys.stderr)
+    return problems
 
 
 # -- spaces ----------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ def _compose_problems(template: Template) -> list[str]:
 def space_create(
     name: str,
     template: Annotated[str, typer.Option("--template", "-t", help="template name")],
-    runtime: Annotated[str, typer.Option(help="process, compose or kubernetes")] = "process",
+    runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
     ttl: Annotated[
         str | None, typer.Option(help="time to live, e.g. 2h (default: the template's)")
     ] = None,

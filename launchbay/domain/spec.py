@@ -15,7 +15,7 @@ from launchbay.domain.errors import Invalid
 from launchbay.domain.interpolation import interpolate_tree
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.overrides import Limits, check_override, check_values
-from launchbay.domain.template import Service, Template, TtlPolicy
+from launchbay.domain.template import RunsOn, Service, Template, TtlPolicy
 
 Overrides = dict[str, dict[str, str]]
 
@@ -53,7 +53,7 @@ def parse_sets(
     template: Template,
     limits: Limits = DEFAULT_LIMITS,
     *,
-    runtime: str | None = None,
+    on: RunsOn | None = None,
 ) -> Overrides:
     """{"api.version": "pr-123", "api.env.DEBUG": "1"} -> {"api": {"version": "pr-123", ...}},
     each key allowed by the template and each value within the limits."""
@@ -65,7 +65,7 @@ def parse_sets(
                 f"--set {target!r}: write SERVICE.KEY=VALUE, with KEY one of {_OVERRIDE_KEYS}"
             )
         result.setdefault(service, {})[key] = value
-    check_overrides(result, template, limits, runtime=runtime)
+    check_overrides(result, template, limits, on=on)
     return result
 
 
@@ -74,9 +74,9 @@ def check_overrides(
     template: Template,
     limits: Limits = DEFAULT_LIMITS,
     *,
-    runtime: str | None = None,
+    on: RunsOn | None = None,
 ) -> None:
-    """Every key allowed by the template, applicable on `runtime` (when given: an override
+    """Every key allowed by the template, applicable on runtime `on` (when given: an override
     the runtime would drop is refused), every value within the limits."""
     flat = {f"{svc}.{key}": value for svc, keys in overrides.items() for key, value in keys.items()}
     check_values("override", flat, limits)
@@ -90,17 +90,19 @@ def check_overrides(
             if not (key == "version" or key.startswith(("env.", "values."))) or key.endswith("."):
                 raise Invalid(f"--set {service}.{key}: unknown key {key!r}; use {_OVERRIDE_KEYS}")
             check_override(template, service, key)
-            if runtime is not None:
-                _check_applies(template.services[ServiceName(service)], service, key, runtime)
+            if on is not None:
+                _check_applies(template.services[ServiceName(service)], service, key, on)
 
 
-def _check_applies(service: Service, name: str, key: str, runtime: str) -> None:
+def _check_applies(service: Service, name: str, key: str, on: RunsOn) -> None:
     where = f"--set {name}.{key}"
-    if key.startswith("values.") and runtime != "kubernetes":
-        raise Invalid(f"{where}: helm values apply on kubernetes only, not on {runtime}")
-    if key.startswith("env.") and runtime == "kubernetes":
+    if key.startswith("values.") and on.section != "helm":
         raise Invalid(
-            f"{where}: a Helm release has no environment to set; use values.PATH for kubernetes"
+            f"{where}: helm values apply to runtimes of Helm charts only, not on {on.runtime}"
+        )
+    if key.startswith("env.") and on.section == "helm":
+        raise Invalid(
+            f"{where}: a Helm release has no environment to set; use values.PATH on {on.runtime}"
         )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -43,8 +44,17 @@ from launchbay.domain.names import (
 from launchbay.domain.plan import find_cycle, layers
 from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validation_problems
 
-RUNTIMES = ("process", "compose", "kubernetes")
-RuntimeName = Literal["process", "compose", "kubernetes"]
+# The sections a service may be written in, one per kind of runtime that runs it (the
+# runtimes themselves are registered in `runtimes.registry`, each naming its section).
+SECTIONS = ("process", "compose", "helm")
+
+
+@dataclass(frozen=True)
+class RunsOn:
+    """A runtime as a template sees it: its name and the section of a service it runs."""
+
+    runtime: str
+    section: str
 
 
 def _duration(value: Any) -> timedelta:
@@ -164,9 +174,12 @@ class Service(Strict):
     profiles: list[str] = []
     compose_file: str | None = None
 
-    def supports(self, runtime: str) -> bool:
-        section = {"process": self.process, "compose": self.compose, "kubernetes": self.helm}
-        return section.get(runtime) is not None
+    def has(self, section: str) -> bool:
+        """Whether the service is written for runtimes that run `section`."""
+        return section in SECTIONS and getattr(self, section) is not None
+
+    def sections(self) -> list[str]:
+        return [section for section in SECTIONS if self.has(section)]
 
 
 class ComposeProject(Strict):
@@ -252,9 +265,9 @@ class Template(Strict):
     def folder(self) -> Path:
         return Path(self.source).parent.resolve()
 
-    def runtimes(self) -> list[str]:
-        """The runtimes on which every service of this template can run."""
-        return [r for r in RUNTIMES if all(s.supports(r) for s in self.services.values())]
+    def sections(self) -> list[str]:
+        """The sections every service of this template is written in."""
+        return [x for x in SECTIONS if all(s.has(x) for s in self.services.values())]
 
     def for_space(self, params: Mapping[str, str]) -> Template:
         """The template as one space runs it: of a Compose file, the services of the profiles
@@ -317,8 +330,8 @@ def _semantic_problems(template: Template, source: SourceMap) -> list[str]:
                 problem(
                     ("services", name, "depends_on", index), "a service cannot depend on itself"
                 )
-        if template.compose is None and not any(service.supports(r) for r in RUNTIMES):
-            problem(("services", name), "has no runtime section (process, compose or helm)")
+        if template.compose is None and not service.sections():
+            problem(("services", name), f"has no runtime section ({', '.join(SECTIONS)})")
     cycle = find_cycle(
         {n: [d for d in s.depends_on if d in names] for n, s in template.services.items()}
     )

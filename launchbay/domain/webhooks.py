@@ -28,7 +28,9 @@ class RepoMapping(BaseModel):
     service: str = Field(description="the service this repository builds")
     version: str = Field(default="sha-${head_sha}", description="its version for a commit")
     space: str = Field(default="pr-${number}-${repo}", description="the space name pattern")
-    runtime: str = "process"
+    runtime: str | None = Field(
+        default=None, description="the first of the server's runtimes that can run the template"
+    )
     ttl: str | None = None
     allow_forks: bool = False
     follow_main: bool = Field(default=False, description="redeploy on pushes to the default branch")

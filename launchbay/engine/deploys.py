@@ -22,8 +22,11 @@ from launchbay.domain.names import ServiceName
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
 from launchbay.domain.spec import changed_services, check_overrides, parse_sets, resolve_params
 from launchbay.domain.template import Template
-from launchbay.engine.engine import CreateSpace, Engine, Snapshot
+from launchbay.engine.engine import Engine, Snapshot
 from launchbay.engine.jobs import Cancelled
+from launchbay.engine.provisioning import Provisioning
+from launchbay.engine.requests import CreateSpace, Requests
+from launchbay.engine.views import DeployView, SpaceView
 from launchbay.store import queries as q
 from launchbay.store.models import Deploy, Space
 
@@ -39,34 +42,39 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
 
 
 class Deploys:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, requests: Requests, provisioning: Provisioning) -> None:
         self.engine = engine
+        self.requests = requests
+        self.provisioning = provisioning
         engine.jobs.handle(JobKind.REDEPLOY, lambda job: self._redeploy_job(job.space_id))
 
-    def apply(self, want: CreateSpace, *, actor: Actor, source: str = "") -> tuple[Space, bool]:
+    def apply(self, want: CreateSpace, *, actor: Actor, source: str = "") -> tuple[SpaceView, bool]:
         """Create the space, or change only what differs from `want`, which is the whole wanted
         state (PUT semantics: what it leaves out goes back to the template's default).
         Idempotent: applying the same state twice changes nothing. True if it was created."""
         engine = self.engine
-        with engine.store.read() as s:
-            exists = q.live_space(s, want.name) is not None
-        if not exists:
+        runtime = self._live_runtime(want.name)
+        if runtime is None:
             try:
-                return engine.create(want, actor=actor), True
+                return self.requests.create(want, actor=actor), True
             except Conflict:
-                pass  # created meanwhile by a concurrent apply: update it instead
+                # Created meanwhile by a concurrent apply: update it instead.
+                runtime = self._live_runtime(want.name)
+                if runtime is None:
+                    raise
         template = engine.catalog.get(want.template)
         limits = self.engine.settings.limits
         params = resolve_params(template, want.params, limits)
         template = template.for_space(params)
-        overrides = parse_sets(want.sets, template, limits, runtime=want.runtime)
+        on = engine.runs_on(want.runtime or runtime)
+        overrides = parse_sets(want.sets, template, limits, on=on)
         ttl = parse_duration(want.ttl) if want.ttl else None
         with engine.store.write() as s:
             space = engine.live_for_update(s, want.name)
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="update")
             for what, have, asked in (
                 ("template", space.template, want.template),
-                ("runtime", space.runtime, want.runtime),
+                ("runtime", space.runtime, want.runtime or space.runtime),
             ):
                 if have != asked:
                     raise Conflict(
@@ -98,7 +106,12 @@ class Deploys:
                     actor=actor.name,
                     source=source,
                 )
-        return space, False
+            return engine.view(space), False
+
+    def _live_runtime(self, name: str) -> str | None:
+        with self.engine.store.read() as s:
+            space = q.live_space(s, name)
+            return space.runtime if space else None
 
     def deploy(
         self,
@@ -109,7 +122,7 @@ class Deploys:
         sets: Mapping[str, str],
         actor: Actor,
         source: str = "",
-    ) -> Deploy:
+    ) -> DeployView:
         """Redeploy one service, at `version` and with `sets` (KEY=VALUE of that service)."""
         engine = self.engine
         with engine.store.write() as s:
@@ -128,7 +141,9 @@ class Deploys:
                 wanted["version"] = version
             wanted.update(sets)
             overrides = {**space.overrides, service: wanted}
-            check_overrides(overrides, template, engine.settings.limits, runtime=space.runtime)
+            check_overrides(
+                overrides, template, engine.settings.limits, on=engine.runs_on(space.runtime)
+            )
             (deploy,) = self._record(
                 s,
                 space,
@@ -139,18 +154,14 @@ class Deploys:
                 actor=actor.name,
                 source=source,
             )
-        return deploy
+            return DeployView.of(deploy)
 
-    def history(self, name: str, *, limit: int = 100) -> Sequence[Deploy]:
-        with self.engine.store.read() as s:
-            return q.deploys(s, q.find_space(s, name), limit=limit)
-
-    def wait(self, deploy_id: int, *, timeout: float) -> Deploy:
+    def wait(self, deploy_id: int, *, timeout: float) -> DeployView:
         """The deploy once it has finished, or as it is when `timeout` runs out."""
         deadline = time.monotonic() + timeout
         while True:
             with self.engine.store.read() as s:
-                deploy = q.deploy_by_id(s, deploy_id)
+                deploy = DeployView.of(q.deploy_by_id(s, deploy_id))
             if deploy.result.finished or time.monotonic() > deadline:
                 return deploy
             time.sleep(0.1)
@@ -246,7 +257,7 @@ class Deploys:
             snapshot = self._snapshot(space_id)
             for deploy in todo:
                 engine.runtime(snapshot.runtime).stop(snapshot.ref, ServiceName(deploy.service))
-            engine.provision_job(space_id, actor=SYSTEM.name)
+            self.provisioning.provision_job(space_id, actor=SYSTEM.name)
             return
         template = engine.catalog.get(space.template).for_space(space.params)
         order: list[str] = [n for layer in template.dependency_order() for n in layer]
@@ -298,7 +309,9 @@ class Deploys:
         engine.set_service(snapshot, name, ServiceStatus.STARTING, detail)
         runtime.stop(snapshot.ref, name)
         runtime.start(snapshot.ref, service)
-        seen = engine.wait_healthy(snapshot, service, runtime, (engine.cancel(snapshot.id),))
+        seen = self.provisioning.wait_healthy(
+            snapshot, service, runtime, (engine.cancel(snapshot.id),)
+        )
         engine.record_endpoints(snapshot, {name: service}, runtime)
         engine.set_service(snapshot, name, ServiceStatus.READY, seen.detail or "running")
 

@@ -22,6 +22,7 @@ from launchbay.domain.phases import Phase
 from launchbay.domain.plan import Action, ActionKind, Observed, plan_space
 from launchbay.engine.engine import Engine, Loop, Snapshot
 from launchbay.engine.jobs import Claimed, wall_clock
+from launchbay.engine.requests import Requests
 from launchbay.store import jobs as store_jobs
 from launchbay.store import queries as q
 from launchbay.store.models import Space
@@ -279,7 +280,7 @@ def reap_once(engine: Engine) -> None:
                     space.name,
                     space.expires_at.isoformat(),
                 )
-                engine.delete(space.name, actor=SYSTEM, reason="TTL expired")
+                Requests(engine).delete(space.name, actor=SYSTEM, reason="TTL expired")
         except LaunchbayError as e:
             log.warning("space %s: reaper could not act: %s", space.name, e.message)
 

@@ -29,7 +29,8 @@ from launchbay.domain.webhooks import (
     signature_matches,
 )
 from launchbay.engine.deploys import Deploys
-from launchbay.engine.engine import CreateSpace, Engine
+from launchbay.engine.engine import Engine
+from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.store import queries as q
 from launchbay.store.models import Delivery, PullRequest
 
@@ -49,9 +50,16 @@ class Accepted:
 
 class GitHubHooks:
     def __init__(
-        self, *, engine: Engine, deploys: Deploys, config: GitHubConfig, secret: bytes
+        self,
+        *,
+        engine: Engine,
+        requests: Requests,
+        deploys: Deploys,
+        config: GitHubConfig,
+        secret: bytes,
     ) -> None:
         self.engine = engine
+        self.requests = requests
         self.deploys = deploys
         self.config = config
         self.secret = secret
@@ -182,7 +190,7 @@ class GitHubHooks:
     def _delete(self, space: str, *, reason: str) -> None:
         # NotFound: nothing to delete, the space never came up or is gone already.
         with contextlib.suppress(NotFound):
-            self.engine.delete(space, actor=GITHUB, reason=reason)
+            self.requests.delete(space, actor=GITHUB, reason=reason)
 
     # -- pushes ----------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ from launchbay.domain.hosts import is_loopback_host
 from launchbay.domain.names import parse_space_name
 from launchbay.domain.spec import choose_ttl
 from launchbay.engine.accounts import ADMIN, Accounts
-from launchbay.engine.deploys import Deploys
-from launchbay.engine.engine import CreateSpace, Engine
+from launchbay.engine.assembly import Launchbay
+from launchbay.engine.queries import SORTS, Queries, SpaceFilter
+from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.portal import views
 from launchbay.portal.sessions import (
     CSRF_COOKIE,
@@ -47,7 +48,6 @@ from launchbay.portal.sessions import (
     Signer,
     new_browser_id,
 )
-from launchbay.store.queries import SORTS, SpaceFilter
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -56,9 +56,9 @@ router = APIRouter(include_in_schema=False)
 
 @dataclass
 class Portal:
-    engine: Engine
+    requests: Requests
+    queries: Queries
     accounts: Accounts
-    deploys: Deploys
     signer: Signer
     templates: Jinja2Templates
     loopback_only: bool
@@ -71,9 +71,8 @@ class SignInRequired(Exception):
 def install(
     app: FastAPI,
     *,
-    engine: Engine,
+    bay: Launchbay,
     accounts: Accounts,
-    deploys: Deploys,
     secret: bytes,
     loopback_only: bool,
 ) -> None:
@@ -88,7 +87,9 @@ def install(
         ttl_default=views.ttl_default,
         ttl_max=views.ttl_max,
     )
-    app.state.portal = Portal(engine, accounts, deploys, Signer(secret), templates, loopback_only)
+    app.state.portal = Portal(
+        bay.requests, bay.queries, accounts, Signer(secret), templates, loopback_only
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
 
@@ -270,9 +271,9 @@ def dashboard(request: Request, who: ViewerDep, shown: ListingDep) -> HTMLRespon
         {
             **_rows(p, who, shown),
             "phases": views.PHASES,
-            "template_names": [t.name for t in p.engine.catalog.all()],
-            "runtimes": sorted(p.engine.runtimes),
-            "runtimes_down": p.engine.board.down(),
+            "template_names": [t.name for t in p.queries.templates()],
+            "runtimes": p.queries.runtime_names(),
+            "runtimes_down": p.queries.runtimes_down(),
             "sorts": list(SORTS),
         },
     )
@@ -292,7 +293,7 @@ def _rows(p: Portal, who: Actor, shown: Listing) -> dict[str, Any]:
         runtime=shown.runtime or None,
         search=shown.q or None,
     )
-    spaces, total = p.engine.page_spaces(
+    spaces, total = p.queries.page(
         where, sort=shown.sort, offset=(shown.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
     pages = max(1, -(-total // PAGE_SIZE))
@@ -326,14 +327,20 @@ def _new_form(
     status: int = 200,
 ) -> HTMLResponse:
     p = portal(request)
-    templates = p.engine.catalog.all()
+    templates = p.queries.templates()
     chosen = next(
         (t for t in templates if t.name == template_name), templates[0] if templates else None
     )
     return render(
         request,
         "new.html",
-        {"templates": templates, "chosen": chosen, "values": values, "errors": errors},
+        {
+            "templates": templates,
+            "chosen": chosen,
+            "runtimes": p.queries.runtimes_for(chosen) if chosen else [],
+            "values": values,
+            "errors": errors,
+        },
         status=status,
     )
 
@@ -355,18 +362,18 @@ def space_live(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
 
 def _space_context(request: Request, name: str) -> dict[str, Any]:
     p = portal(request)
-    space = p.engine.get(name)
+    space = p.queries.space(name)
     template = None
     with contextlib.suppress(NotFound):
-        template = p.engine.catalog.get(space.template)
+        template = p.queries.template(space.template)
     return {
         "space": space,
-        "events": p.engine.events(name, limit=100),
-        "deploys": p.deploys.history(name, limit=50),
+        "events": p.queries.events(name, limit=100),
+        "deploys": p.queries.deploys(name, limit=50),
         "template": template,
-        "runtime_unavailable": p.engine.board.unavailable_reason(space.runtime),
-        "work": [job for job in p.engine.jobs_of(name) if not job.state.finished],
-        "ready_history": p.engine.ready_history(space.template),
+        "runtime_unavailable": space.runtime_unavailable,
+        "work": [job for job in p.queries.jobs(name) if not job.state.finished],
+        "ready_history": p.queries.ready_history(space.template),
     }
 
 
@@ -380,7 +387,7 @@ def extend(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).engine.extend(name, by=custom.strip() or by, actor=who)
+    portal(request).requests.extend(name, by=custom.strip() or by, actor=who)
     return RedirectResponse(f"/spaces/{name}", status_code=303)
 
 
@@ -389,7 +396,7 @@ def sleep(
     request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).engine.sleep(name, actor=who)
+    portal(request).requests.sleep(name, actor=who)
     return RedirectResponse(f"/spaces/{name}", status_code=303)
 
 
@@ -398,13 +405,13 @@ def wake(
     request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).engine.wake(name, actor=who)
+    portal(request).requests.wake(name, actor=who)
     return RedirectResponse(f"/spaces/{name}", status_code=303)
 
 
 @router.get("/spaces/{name}/delete")
 def confirm_delete(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
-    space = portal(request).engine.get(name)
+    space = portal(request).queries.space(name)
     if not views.can_modify(who, space.owner):
         raise Forbidden(f"{who.name} may not delete space {name!r}: it belongs to {space.owner}")
     return render(request, "confirm_delete.html", {"space": space})
@@ -415,13 +422,13 @@ def delete(
     request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).engine.delete(name, actor=who)
+    portal(request).requests.delete(name, actor=who)
     return RedirectResponse(f"/spaces/{name}", status_code=303)
 
 
 @router.get("/spaces/{name}/logs/{service}")
 def logs_page(request: Request, name: str, service: str, who: ViewerDep) -> HTMLResponse:
-    space = portal(request).engine.get(name)
+    space = portal(request).queries.space(name)
     if service not in [s.name for s in space.services]:
         raise NotFound(f"space {name!r} has no service {service!r}")
     return render(
@@ -438,7 +445,7 @@ def logs_tail(request: Request, name: str, service: str, who: ViewerDep) -> HTML
 
 @router.get("/spaces/{name}/logs/{service}/download")
 def logs_download(request: Request, name: str, service: str, who: ViewerDep) -> StreamingResponse:
-    lines = portal(request).engine.logs(name, service, tail=1_000_000, follow=False)
+    lines = portal(request).queries.logs(name, service, tail=1_000_000, follow=False)
     disposition = f'attachment; filename="{name}-{service}.log"'
     return StreamingResponse(
         lines, media_type="text/plain; charset=utf-8", headers={"Content-Disposition": disposition}
@@ -446,7 +453,7 @@ def logs_download(request: Request, name: str, service: str, who: ViewerDep) -> 
 
 
 def _tail(request: Request, name: str, service: str) -> str:
-    return "".join(portal(request).engine.logs(name, service, tail=300, follow=False))
+    return "".join(portal(request).queries.logs(name, service, tail=300, follow=False))
 
 
 # -- templates ---------------------------------------------------------------------------------
@@ -455,10 +462,15 @@ def _tail(request: Request, name: str, service: str) -> str:
 @router.get("/templates")
 def templates_page(request: Request, who: ViewerDep) -> HTMLResponse:
     p = portal(request)
+    templates = p.queries.templates()
     return render(
         request,
         "templates.html",
-        {"templates": p.engine.catalog.all(), "problems": p.engine.catalog.problems()},
+        {
+            "templates": templates,
+            "runtimes_of": {t.name: p.queries.runtimes_for(t) for t in templates},
+            "problems": p.queries.template_problems(),
+        },
     )
 
 
@@ -479,7 +491,7 @@ def check_name(request: Request, who: ViewerDep, name: str = "") -> HTMLResponse
 
 def _exists(request: Request, name: str) -> bool:
     try:
-        return views.is_live(portal(request).engine.get(name).phase)
+        return views.is_live(portal(request).queries.space(name).phase)
     except NotFound:
         return False
 
@@ -489,7 +501,7 @@ def _create_from_form(request: Request, who: Actor, values: dict[str, str]) -> R
     errors: dict[str, str] = {}
     name, template_name = values.get("name", "").strip(), values.get("template", "")
     try:
-        template = p.engine.catalog.get(template_name)
+        template = p.queries.template(template_name)
     except NotFound as e:
         return _new_form(
             request, template_name, values=values, errors={"template": e.message}, status=422
@@ -515,11 +527,11 @@ def _create_from_form(request: Request, who: Actor, values: dict[str, str]) -> R
     }
     if not errors:
         try:
-            p.engine.create(
+            p.requests.create(
                 CreateSpace(
                     name=name,
                     template=template.name,
-                    runtime=values.get("runtime", "process"),
+                    runtime=values.get("runtime") or None,
                     ttl=ttl,
                     params=params,
                     sets=sets,

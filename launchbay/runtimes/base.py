@@ -12,8 +12,9 @@ import abc
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from launchbay.domain.errors import PermanentError, Refused, TemporaryError
@@ -172,6 +173,32 @@ class Runtime(abc.ABC):
 
 
 RuntimeRegistry = Mapping[str, Runtime]
+
+
+@dataclass(frozen=True)
+class RuntimeContext:
+    """What a runtime is made from: the server's data folder, the user its services run as,
+    and each runtime's own settings by name (absent: that runtime is not configured)."""
+
+    data_dir: Path
+    service_user: str | None = None
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+    def folder(self, name: str) -> Path:
+        return self.data_dir / "runtime" / name
+
+
+@dataclass(frozen=True)
+class RuntimeKind:
+    name: str
+    # The key under a template's service that this runtime runs (`process:`, `helm:`...).
+    section: str
+    summary: str
+    # The runtime for this server, or None when its settings do not enable it.
+    make: Callable[[RuntimeContext], Runtime | None]
+    # Its services run on the server's own machine as the server's user: on a server that
+    # listens beyond loopback, only admins may use it unless the operator says otherwise.
+    admin_only_when_shared: bool = False
 
 
 class Unloadable(Runtime):

@@ -41,13 +41,14 @@ from launchbay.runtimes import probes, proc
 from launchbay.runtimes.base import (
     Progress,
     Runtime,
+    RuntimeKind,
     RuntimeUnavailable,
     ServiceFailed,
     SpaceRef,
     closed_on,
     ignore_progress,
 )
-from launchbay.runtimes.process import read_json, write_json
+from launchbay.runtimes.statefiles import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -960,3 +961,11 @@ def _literal(section: Any) -> Any:
     if isinstance(section, dict):
         return {key: _literal(value) for key, value in section.items()}
     return section
+
+
+KIND = RuntimeKind(
+    name=ComposeRuntime.name,
+    section="compose",
+    summary="Local Spaces: Docker Compose on the server's Docker Engine",
+    make=lambda context: ComposeRuntime(context.folder("compose")),
+)

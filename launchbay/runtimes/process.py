@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import signal
@@ -33,7 +32,14 @@ from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
 from launchbay.domain.template import Service
 from launchbay.runtimes import probes, proc
-from launchbay.runtimes.base import Runtime, RuntimeUnavailable, ServiceFailed, SpaceRef
+from launchbay.runtimes.base import (
+    Runtime,
+    RuntimeKind,
+    RuntimeUnavailable,
+    ServiceFailed,
+    SpaceRef,
+)
+from launchbay.runtimes.statefiles import read_json, write_json
 
 LABEL_ROOT = "LAUNCHBAY_ROOT"
 LABEL_SPACE = "LAUNCHBAY_SPACE"
@@ -343,20 +349,6 @@ def _last_lines(f: Any, count: int) -> list[str]:
     return lines[-count:] if count > 0 else []
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
 # The machine is short of something that may come back: retried later.
 TEMPORARY_ERRNOS = frozenset(
     {errno.EAGAIN, errno.ENOMEM, errno.ENOSPC, errno.EMFILE, errno.ENFILE, errno.EDQUOT}
@@ -372,3 +364,12 @@ def _os_error(error: OSError, what: str) -> LaunchbayError:
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return Refused(f"no right to {what}: {said}")
     return RuntimeUnavailable(f"cannot {what}: {said}")
+
+
+KIND = RuntimeKind(
+    name=ProcessRuntime.name,
+    section="process",
+    summary="local processes on the server's machine (no install needed)",
+    make=lambda context: ProcessRuntime(context.folder("process"), user=context.service_user),
+    admin_only_when_shared=True,
+)

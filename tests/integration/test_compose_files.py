@@ -276,7 +276,7 @@ def test_a_missing_file_and_an_override_the_runtime_cannot_apply_are_refused(ser
     assert "template 'nofile' is not valid:" in refused.stderr and "none.yaml" in refused.stderr
     for key, why in (
         ("api.version=pr-1", "runs what its Compose file says"),
-        ("api.values.replicas=2", "helm values apply on kubernetes only"),
+        ("api.values.replicas=2", "helm values apply to runtimes of Helm charts only"),
     ):
         result = server.bay(
             "space",

@@ -3,16 +3,21 @@ contract by test_runtime_contract.py) with a clock the test controls."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from launchbay.domain.auth import Actor
-from launchbay.domain.errors import Conflict, NotFound, Refused
+from launchbay.domain.errors import Conflict, Invalid, NotFound, Refused
+from launchbay.domain.phases import Phase
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
-from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
-from launchbay.engine.loops import install, reap_once, reconcile_once
+from launchbay.engine.engine import Engine, EngineSettings
+from launchbay.engine.loops import reap_once, reconcile_once
+from launchbay.engine.queries import Queries
+from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.store.db import Store, sqlite_url
 from tests.fake_runtime import FakeRuntime, Script
@@ -60,7 +65,7 @@ def engine(tmp_path: Path, fake: FakeRuntime):
         settings=EngineSettings(max_restarts=2),
         clock=Clock(),
     )
-    install(made)
+    Launchbay.of(made)
     made.start()
     yield made
     made.stop()
@@ -69,7 +74,7 @@ def engine(tmp_path: Path, fake: FakeRuntime):
 
 def settle(engine: Engine, name: str, phases: set[str]) -> str:
     return wait_until(
-        lambda: (p := engine.get(name).phase) in phases and p,
+        lambda: (p := Queries(engine).space(name).phase) in phases and p,
         timeout=10,
         interval=0.02,
         what=f"{name} in {phases}",
@@ -77,7 +82,7 @@ def settle(engine: Engine, name: str, phases: set[str]) -> str:
 
 
 def create(engine: Engine, name: str) -> None:
-    engine.create(CreateSpace(name=name, template="pair"), actor=ANN)
+    Requests(engine).create(CreateSpace(name=name, template="pair"), actor=ANN)
 
 
 def test_services_start_in_dependency_order_and_the_space_gets_ready(engine, fake):
@@ -85,7 +90,7 @@ def test_services_start_in_dependency_order_and_the_space_gets_ready(engine, fak
     assert settle(engine, "one", {"ready", "failed"}) == "ready"
     runs = fake._runs["one"]
     assert runs["web"].started >= runs["db"].started + 0.1  # after db was healthy
-    space = engine.get("one")
+    space = Queries(engine).space("one")
     assert space.ready_seconds and space.ready_seconds >= 0.1
     assert space.services[1].endpoints["home"].startswith("http://127.0.0.1:")
 
@@ -107,7 +112,7 @@ def test_without_a_health_check_the_runtimes_own_readiness_decides(engine, fake,
     # (a Deployment still rolling out, a container whose healthcheck was `starting`).
     (tmp_path / "templates" / "own.yaml").write_text(OWN_HEALTH)
     fake.scripts = {"db": Script(own_ready_after=1.5), "web": Script()}
-    engine.create(CreateSpace(name="own", template="own"), actor=ANN)
+    Requests(engine).create(CreateSpace(name="own", template="own"), actor=ANN)
     assert settle(engine, "own", {"ready", "failed"}) == "ready"
     runs = fake._runs["own"]
     assert runs["web"].started >= runs["db"].started + 1.5
@@ -117,20 +122,20 @@ def test_a_service_that_exits_fails_the_space_naming_it_and_stops_the_rest(engin
     fake.scripts = {"db": Script(), "web": Script(exit_code=2)}
     create(engine, "bad")
     assert settle(engine, "bad", {"ready", "failed"}) == "failed"
-    assert "service 'web': exited with code 2" in engine.get("bad").reason
+    assert "service 'web': exited with code 2" in Queries(engine).space("bad").reason
     assert fake.running("bad") == set()
 
 
 def test_delete_removes_everything_and_sleep_then_wake_runs_it_again(engine, fake):
     create(engine, "nap")
     settle(engine, "nap", {"ready"})
-    engine.sleep("nap", actor=ANN)
+    Requests(engine).sleep("nap", actor=ANN)
     settle(engine, "nap", {"sleeping"})
     assert fake.running("nap") == set()
-    engine.wake("nap", actor=ANN)
+    Requests(engine).wake("nap", actor=ANN)
     settle(engine, "nap", {"ready"})
     assert fake.running("nap") == {"db", "web"}
-    engine.delete("nap", actor=ANN)
+    Requests(engine).delete("nap", actor=ANN)
     settle(engine, "nap", {"deleted"})
     assert "nap" not in fake.spaces()
 
@@ -142,7 +147,8 @@ def test_a_service_that_dies_is_restarted_until_it_runs_out_of_restarts_and_says
         fake.kill("flaky", "web")
         wait_until(
             lambda restart=restart: (
-                reconcile_once(engine) or engine.get("flaky").services[1].restarts == restart
+                reconcile_once(engine)
+                or Queries(engine).space("flaky").services[1].restarts == restart
             ),
             timeout=10,
             interval=0.05,
@@ -151,13 +157,13 @@ def test_a_service_that_dies_is_restarted_until_it_runs_out_of_restarts_and_says
         settle(engine, "flaky", {"ready"})
     fake.kill("flaky", "web")
     wait_until(
-        lambda: reconcile_once(engine) or engine.get("flaky").phase == "degraded",
+        lambda: reconcile_once(engine) or Queries(engine).space("flaky").phase == "degraded",
         timeout=10,
         interval=0.05,
         what="degraded",
     )
-    assert "web failed" in engine.get("flaky").reason
-    assert "restart" in engine.get("flaky").reason  # why: out of restarts
+    assert "web failed" in Queries(engine).space("flaky").reason
+    assert "restart" in Queries(engine).space("flaky").reason  # why: out of restarts
 
 
 def test_the_reaper_deletes_a_space_past_its_ttl(engine, fake):
@@ -173,7 +179,7 @@ def test_the_reaper_deletes_a_space_past_its_ttl(engine, fake):
 
 
 def kinds(engine: Engine, name: str) -> list[str]:
-    return [e.kind for e in engine.events(name)]
+    return [e.kind for e in Queries(engine).events(name)]
 
 
 def test_unavailable_is_retried_and_the_space_comes_up(engine, fake):
@@ -187,7 +193,7 @@ def test_refused_fails_the_space_at_once_saying_why(engine, fake):
     fake.faults["start"] = [Refused("no rights to start db")]
     create(engine, "denied")
     assert settle(engine, "denied", {"ready", "failed"}) == "failed"
-    assert "no rights to start db" in engine.get("denied").reason
+    assert "no rights to start db" in Queries(engine).space("denied").reason
     assert "retry" not in kinds(engine, "denied")
 
 
@@ -195,19 +201,53 @@ def test_not_found_fails_the_job_without_retry_and_the_reason_is_kept(engine, fa
     create(engine, "lost")
     settle(engine, "lost", {"ready"})
     fake.faults["destroy"] = [NotFound("no such network")]
-    engine.delete("lost", actor=ANN)
+    Requests(engine).delete("lost", actor=ANN)
     wait_until(
         lambda: "job-failed" in kinds(engine, "lost"), timeout=10, interval=0.02, what="failed"
     )
-    (job,) = [j for j in engine.jobs_of("lost") if j.kind == "delete"]
+    (job,) = [j for j in Queries(engine).jobs("lost") if j.kind == "delete"]
     assert (job.state, job.attempts, job.reason) == ("failed", 1, "no such network")
-    assert engine.get("lost").phase == "deleting"  # never reported deleted while it runs
+    assert Queries(engine).space("lost").phase == "deleting"  # never reported deleted while it runs
 
 
 def test_conflict_is_retried_and_the_change_goes_through(engine, fake):
     create(engine, "race")
     settle(engine, "race", {"ready"})
     fake.faults["stop"] = [Conflict("changed meanwhile")]
-    engine.sleep("race", actor=ANN)
+    Requests(engine).sleep("race", actor=ANN)
     assert settle(engine, "race", {"sleeping"}) == "sleeping"
     assert kinds(engine, "race").count("retry") == 1
+
+
+HELM_ONLY = """\
+name: chart-only
+ttl: {default: 1h, max: 2h}
+services:
+  api:
+    helm: {chart: ./charts/api}
+"""
+
+
+def test_without_a_runtime_the_first_that_can_run_the_template_is_chosen(engine, tmp_path):
+    (tmp_path / "templates" / "chart-only.yaml").write_text(HELM_ONLY)
+    made = Requests(engine).create(CreateSpace(name="picked", template="pair"), actor=ANN)
+    assert made.runtime == "process"
+    with pytest.raises(Invalid, match=r"runs on no runtime this server enables \(process\)") as e:
+        Requests(engine).create(CreateSpace(name="nowhere", template="chart-only"), actor=ANN)
+    assert "written for helm" in e.value.message
+    with pytest.raises(Invalid, match="cannot run on process: api has no process section"):
+        Requests(engine).create(
+            CreateSpace(name="nowhere", template="chart-only", runtime="process"), actor=ANN
+        )
+    with pytest.raises(NotFound):
+        Queries(engine).space("nowhere")  # nothing was written
+
+
+def test_answers_are_frozen_views_that_do_not_change_under_the_reader(engine):
+    create(engine, "still")
+    seen = Queries(engine).space("still")
+    settle(engine, "still", {"ready"})
+    assert seen.phase == "pending"  # the copy read then, not the row as it is now
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        seen.phase = Phase.READY  # type: ignore[misc]
+    assert Queries(engine).space("still").phase == "ready"

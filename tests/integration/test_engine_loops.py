@@ -9,9 +9,12 @@ import pytest
 
 from launchbay.domain.auth import Actor
 from launchbay.domain.errors import Conflict
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
-from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
-from launchbay.engine.loops import install, reap_once, reconcile_once
+from launchbay.engine.engine import Engine, EngineSettings
+from launchbay.engine.loops import reap_once, reconcile_once
+from launchbay.engine.queries import Queries
+from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store import queries as q
@@ -73,7 +76,7 @@ def make_engine(store, templates: Path, tmp_path: Path, clock: Clock):
             settings=EngineSettings(**settings),
             clock=clock,
         )
-        install(engine)  # the reconcile job; the test drives the loops pass by pass
+        Launchbay.of(engine)  # every job kind; the test drives the loops pass by pass
         engine.start()
         engines.append(engine)
         return engine
@@ -86,7 +89,7 @@ def make_engine(store, templates: Path, tmp_path: Path, clock: Clock):
 
 
 def phase(engine: Engine, name: str) -> str:
-    return engine.get(name).phase
+    return Queries(engine).space(name).phase
 
 
 def wait_phase(engine: Engine, name: str, phases: set[str]) -> None:
@@ -94,7 +97,7 @@ def wait_phase(engine: Engine, name: str, phases: set[str]) -> None:
 
 
 def create(engine: Engine, name: str, ttl: str = "10s") -> None:
-    engine.create(CreateSpace(name=name, template="quick", ttl=ttl), actor=ANN)
+    Requests(engine).create(CreateSpace(name=name, template="quick", ttl=ttl), actor=ANN)
     wait_phase(engine, name, {"ready"})
 
 
@@ -117,9 +120,9 @@ def test_copilot_mode_marks_and_records_but_never_deletes(make_engine, clock):
     clock.advance(seconds=11)
     reap_once(engine)
     reap_once(engine)
-    space = engine.get("kept")
+    space = Queries(engine).space("kept")
     assert space.phase == "ready" and space.expired_at == clock.now
-    expired = [e for e in engine.events("kept") if e.kind == "expired"]
+    expired = [e for e in Queries(engine).events("kept") if e.kind == "expired"]
     assert len(expired) == 1 and "would delete" in expired[0].message
     # Cleanup debt, for Prometheus: one space, 1 s past its expiry.
     metric = engine.metrics.registry.get_sample_value
@@ -153,9 +156,9 @@ def test_a_failed_runtime_read_deletes_and_restarts_nothing(make_engine):
     reconcile_once(engine)
     reconcile_once(engine)
     engine.board.runtimes["process"].broken = False
-    space = engine.get("steady")
+    space = Queries(engine).space("steady")
     assert space.phase == "ready" and space.services[0].restarts == 0
-    assert [e.kind for e in engine.events("steady")].count("restart") == 0
+    assert [e.kind for e in Queries(engine).events("steady")].count("restart") == 0
 
 
 def test_an_empty_store_never_makes_everything_an_orphan(make_engine, tmp_path):
@@ -187,26 +190,28 @@ def test_delete_is_idempotent_and_an_interrupted_delete_is_finished(make_engine)
     create(engine, "twice", ttl="1h")
     runtime = engine.board.runtimes["process"]
     runtime.broken_destroy = True
-    engine.delete("twice", actor=ANN)
-    engine.delete("twice", actor=ANN)
+    Requests(engine).delete("twice", actor=ANN)
+    Requests(engine).delete("twice", actor=ANN)
     wait_until(
-        lambda: any(e.kind == "retry" for e in engine.events("twice")), timeout=10, what="retry"
+        lambda: any(e.kind == "retry" for e in Queries(engine).events("twice")),
+        timeout=10,
+        what="retry",
     )
     assert phase(engine, "twice") == "deleting"
     with pytest.raises(Conflict, match="already exists"):
-        engine.create(CreateSpace(name="twice", template="quick"), actor=ANN)
+        Requests(engine).create(CreateSpace(name="twice", template="quick"), actor=ANN)
     runtime.broken_destroy = False
     reconcile_once(engine)
     wait_phase(engine, "twice", {"deleted"})
-    assert engine.delete("twice", actor=ANN).phase == "deleted"
+    assert Requests(engine).delete("twice", actor=ANN).phase == "deleted"
     create(engine, "twice", ttl="1h")
 
 
 def test_different_spaces_provision_in_parallel(make_engine, templates):
     extra.install(templates, "SLOW")
     engine = make_engine()
-    engine.create(CreateSpace(name="tortoise", template="slow"), actor=ANN)
-    engine.create(CreateSpace(name="hare", template="quick"), actor=ANN)
+    Requests(engine).create(CreateSpace(name="tortoise", template="slow"), actor=ANN)
+    Requests(engine).create(CreateSpace(name="hare", template="quick"), actor=ANN)
     wait_phase(engine, "hare", {"ready"})
     assert phase(engine, "tortoise") == "provisioning"
     wait_phase(engine, "tortoise", {"ready"})
@@ -223,11 +228,11 @@ def test_a_pass_that_read_a_space_before_its_delete_finished_recreates_nothing(
     create(engine, "gone", ttl="1h")
     with engine.store.read() as s:
         read_before_the_delete = list(q.live_spaces(s))
-    engine.delete("gone", actor=ANN)
+    Requests(engine).delete("gone", actor=ANN)
     wait_phase(engine, "gone", {"deleted"})
     assert not (tmp_path / "runtime" / "gone").exists()
     monkeypatch.setattr(loops.q, "live_spaces", lambda s: read_before_the_delete)
     reconcile_once(engine)
     assert not (tmp_path / "runtime" / "gone").exists()
     assert phase(engine, "gone") == "deleted"
-    assert "restart" not in [e.kind for e in engine.events("gone")]
+    assert "restart" not in [e.kind for e in Queries(engine).events("gone")]

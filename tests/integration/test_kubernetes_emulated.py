@@ -17,9 +17,12 @@ from kubernetes.client.exceptions import ApiException
 
 from launchbay.domain.auth import Actor
 from launchbay.domain.errors import Invalid, Refused
+from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
-from launchbay.engine.engine import CreateSpace, Engine, EngineSettings
-from launchbay.engine.loops import install, reap_once, reconcile_once
+from launchbay.engine.engine import Engine, EngineSettings
+from launchbay.engine.loops import reap_once, reconcile_once
+from launchbay.engine.queries import Queries
+from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.store.db import Store, sqlite_url
 from launchbay.store.queries import SpaceFilter
@@ -55,7 +58,7 @@ def cluster(kube_cluster, tmp_path: Path, templates: Path):
             catalog=TemplateCatalog(templates),
             settings=EngineSettings(**settings),
         )
-        install(made)  # the reconcile job; the test drives the loops pass by pass
+        Launchbay.of(made)  # every job kind; the test drives the loops pass by pass
         made.start()
         engines.append(made)
         return made
@@ -69,7 +72,7 @@ def cluster(kube_cluster, tmp_path: Path, templates: Path):
 
 
 def create(engine: Engine, name: str, **params: str) -> None:
-    engine.create(
+    Requests(engine).create(
         CreateSpace(name=name, template="demo", runtime="kubernetes", ttl="10s", params=params),
         actor=ANN,
     )
@@ -77,7 +80,7 @@ def create(engine: Engine, name: str, **params: str) -> None:
 
 def phase(engine: Engine, name: str, phases: set[str]) -> str:
     return wait_until(
-        lambda: (p := engine.get(name).phase) in phases and p,
+        lambda: (p := Queries(engine).space(name).phase) in phases and p,
         timeout=60,
         what=f"{name} in {phases}",
     )
@@ -87,7 +90,9 @@ def test_emulated_space_gets_a_labelled_namespace_with_its_policy_and_becomes_re
     engine, core, prefix, _ = cluster
     make = engine()
     create(make, "team-1")
-    assert phase(make, "team-1", {"ready", "failed"}) == "ready", make.get("team-1").reason
+    assert phase(make, "team-1", {"ready", "failed"}) == "ready", (
+        Queries(make).space("team-1").reason
+    )
     ns = core.read_namespace(f"{prefix}team-1")
     labels, annotations = ns.metadata.labels, ns.metadata.annotations
     assert labels["app.kubernetes.io/managed-by"] == "launchbay"
@@ -114,7 +119,7 @@ def test_emulated_space_gets_a_labelled_namespace_with_its_policy_and_becomes_re
     (binding,) = rbac.list_namespaced_role_binding(ns.metadata.name).items
     assert (binding.role_ref.kind, binding.role_ref.name) == ("ClusterRole", "admin")
     assert [(x.name, x.namespace) for x in binding.subjects] == [("launchbay", "launchbay-system")]
-    kv = next(s for s in make.get("team-1").services if s.name == "kv")
+    kv = next(s for s in Queries(make).space("team-1").services if s.name == "kv")
     assert kv.status == "ready" and "1/1 available" in kv.detail
 
 
@@ -123,7 +128,7 @@ def test_emulated_image_that_never_pulls_fails_the_space_naming_the_image(cluste
     make = engine()
     create(make, "pull-1", image=UNPULLABLE_IMAGE)
     assert phase(make, "pull-1", {"ready", "failed"}) == "failed"
-    assert f"ImagePullBackOff (image {UNPULLABLE_IMAGE})" in make.get("pull-1").reason
+    assert f"ImagePullBackOff (image {UNPULLABLE_IMAGE})" in Queries(make).space("pull-1").reason
 
 
 def test_emulated_sleep_scales_to_zero_and_wake_restores_the_replicas(cluster):
@@ -132,12 +137,12 @@ def test_emulated_sleep_scales_to_zero_and_wake_restores_the_replicas(cluster):
     create(make, "nap-1")
     phase(make, "nap-1", {"ready"})
     apps = client.AppsV1Api(core.api_client)
-    make.sleep("nap-1", actor=ANN)
+    Requests(make).sleep("nap-1", actor=ANN)
     phase(make, "nap-1", {"sleeping"})
     scaled = apps.list_namespaced_deployment(f"{prefix}nap-1").items
     assert {d.spec.replicas for d in scaled} == {0}
     assert {d.metadata.annotations["launchbay.dev/replicas"] for d in scaled} == {"1"}
-    make.wake("nap-1", actor=ANN)
+    Requests(make).wake("nap-1", actor=ANN)
     phase(make, "nap-1", {"ready"})
     assert {d.spec.replicas for d in apps.list_namespaced_deployment(f"{prefix}nap-1").items} == {1}
 
@@ -147,7 +152,7 @@ def test_emulated_delete_uninstalls_and_removes_the_namespace(cluster):
     make = engine()
     create(make, "gone-1")
     phase(make, "gone-1", {"ready"})
-    make.delete("gone-1", actor=ANN)
+    Requests(make).delete("gone-1", actor=ANN)
     phase(make, "gone-1", {"deleted"})
     assert f"{prefix}gone-1" not in [n.metadata.name for n in core.list_namespace().items]
 
@@ -169,7 +174,9 @@ def test_emulated_decoy_namespaces_survive_the_reaper_and_the_orphan_sweep(clust
     core.create_namespace(
         {"metadata": {"name": ghost, "labels": {**managed, "launchbay.dev/space": "ghost"}}}
     )
-    make.clock = lambda: make.get("real-1").expires_at.replace(year=2100)  # everything has expired
+    make.clock = lambda: (
+        Queries(make).space("real-1").expires_at.replace(year=2100)
+    )  # everything has expired
     reap_once(make)
     reconcile_once(make)
     names = [n.metadata.name for n in core.list_namespace().items]
@@ -207,7 +214,7 @@ def test_emulated_namespace_names_over_63_characters_are_refused_at_create(
     )
     try:
         with pytest.raises(Invalid, match="Kubernetes allows 63"):
-            made.create(
+            Requests(made).create(
                 CreateSpace(name="x" * 30, template="demo", runtime="kubernetes"), actor=ANN
             )
         assert (
@@ -287,7 +294,7 @@ def test_emulated_warning_events_of_the_namespace_enter_the_timeline_once(cluste
         )
 
     def warnings() -> list:
-        return [e for e in make.events("warn-1") if e.kind == "warning"]
+        return [e for e in Queries(make).events("warn-1") if e.kind == "warning"]
 
     wait_until(lambda: reconcile_once(make) or warnings(), timeout=20, what="the warning recorded")
     reconcile_once(make)
@@ -422,7 +429,7 @@ def failing(real, status: int, times: int):
 
 
 def kinds(engine: Engine, name: str) -> list[str]:
-    return [e.kind for e in engine.events(name)]
+    return [e.kind for e in Queries(engine).events(name)]
 
 
 def test_emulated_unavailable_api_is_retried_with_backoff_and_the_space_comes_up(
@@ -435,7 +442,7 @@ def test_emulated_unavailable_api_is_retried_with_backoff_and_the_space_comes_up
     )
     create(make, "flaky-1")
     assert phase(make, "flaky-1", {"ready", "failed"}) == "ready"
-    retries = [e.message for e in make.events("flaky-1") if e.kind == "retry"]
+    retries = [e.message for e in Queries(make).events("flaky-1") if e.kind == "retry"]
     assert len(retries) == 2
     assert "the Kubernetes API did not create namespaces: 503 Service Unavailable" in retries[0]
 
@@ -448,7 +455,7 @@ def test_emulated_refused_rights_fail_the_space_at_once_saying_which(cluster, mo
     )
     create(make, "denied-1")
     assert phase(make, "denied-1", {"ready", "failed"}) == "failed"
-    reason = make.get("denied-1").reason
+    reason = Queries(make).space("denied-1").reason
     assert "no rights to create namespaces in the cluster (403 Forbidden: injected 403)" in reason
     assert "retry" not in kinds(make, "denied-1")
 
@@ -464,7 +471,7 @@ def sleep_with_patch_failing(cluster, monkeypatch, name: str, *, status: int, ti
         "patch_namespaced_deployment",
         failing(runtime.apps.patch_namespaced_deployment, status, times),
     )
-    make.sleep(name, actor=ANN)
+    Requests(make).sleep(name, actor=ANN)
     return make
 
 
@@ -473,17 +480,17 @@ def test_emulated_not_found_fails_the_job_without_retry_and_says_what_was_missin
 ):
     make = sleep_with_patch_failing(cluster, monkeypatch, "vanish-1", status=404, times=99)
     failed = wait_until(
-        lambda: [e for e in make.events("vanish-1") if e.kind == "job-failed"],
+        lambda: [e for e in Queries(make).events("vanish-1") if e.kind == "job-failed"],
         timeout=30,
         what="the sleep job failed",
     )
     assert "sleep failed: the cluster has no such deployments to patch: 404" in failed[0].message
     assert "retry" not in kinds(make, "vanish-1")
-    assert make.get("vanish-1").phase == "ready"  # nothing was put to sleep
+    assert Queries(make).space("vanish-1").phase == "ready"  # nothing was put to sleep
 
 
 def test_emulated_conflict_is_retried_and_the_change_goes_through(cluster, monkeypatch):
     make = sleep_with_patch_failing(cluster, monkeypatch, "race-1", status=409, times=1)
     assert phase(make, "race-1", {"sleeping"}) == "sleeping"
-    retries = [e.message for e in make.events("race-1") if e.kind == "retry"]
+    retries = [e.message for e in Queries(make).events("race-1") if e.kind == "retry"]
     assert len(retries) == 1 and "it changed meanwhile: 409 Conflict" in retries[0]

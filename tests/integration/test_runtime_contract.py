@@ -22,7 +22,8 @@ import pytest
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.spec import ResolvedService, resolve_services
 from launchbay.domain.template import parse_template
-from launchbay.runtimes.base import Runtime, ServiceFailed, SpaceRef
+from launchbay.runtimes import registry
+from launchbay.runtimes.base import Runtime, RuntimeContext, ServiceFailed, SpaceRef
 from launchbay.runtimes.compose import ComposeRuntime
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.runtimes.process import ProcessRuntime
@@ -134,7 +135,13 @@ def make_runtime(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> R
             Helm(env=os.environ | {"KUBECONFIG": kubeconfig}),
             ClusterSettings(namespace_prefix="lbe2e-"),
         )
-    return ProcessRuntime(tmp_path / "runtime", stop_grace=2.0)
+    if kind == "process":
+        return ProcessRuntime(tmp_path / "runtime", stop_grace=2.0)
+    # Any other registered runtime, as a server makes it: a new runtime is picked up here.
+    made = registry.KINDS[kind].make(RuntimeContext(tmp_path))
+    if made is None:
+        pytest.skip(f"the {kind} runtime needs settings this machine does not have")
+    return made
 
 
 def _finish(rt: Runtime) -> None:
@@ -143,14 +150,27 @@ def _finish(rt: Runtime) -> None:
     rt.close()
 
 
-@pytest.fixture(params=["process", "compose", "kubernetes-emulated", "kubernetes-real", "fake"])
+# Each registered runtime, some in two ways (the emulated cluster here, a real one where
+# LAUNCHBAY_E2E_KUBECONFIG names it), and the fake runtime the engine's tests run on.
+VARIANTS = {"kubernetes": ["kubernetes-emulated", "kubernetes-real"]}
+RUNTIMES = [variant for name in registry.NAMES for variant in VARIANTS.get(name, [name])]
+# Not real workloads: no HTTP endpoint answers, no process exits with a code.
+PLAYED = {"kubernetes-emulated", "fake"}
+
+
+def test_the_contract_suite_runs_every_registered_runtime():
+    assert all(any(v.startswith(name) for v in RUNTIMES) for name in registry.NAMES)
+    assert set(registry.NAMES) == {"process", "compose", "kubernetes"}
+
+
+@pytest.fixture(params=[*RUNTIMES, "fake"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     rt = make_runtime(request, request.param, tmp_path)
     yield rt
     _finish(rt)
 
 
-@pytest.fixture(params=["process", "compose", "kubernetes-real"])
+@pytest.fixture(params=[r for r in RUNTIMES if r not in PLAYED])
 def workload_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     """Runtimes whose workloads really run here: endpoints answer, exit codes and logs exist."""
     rt = make_runtime(request, request.param, tmp_path)

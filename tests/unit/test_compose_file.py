@@ -11,7 +11,7 @@ from launchbay.domain.composefile import Port, read_compose_file
 from launchbay.domain.errors import Invalid
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.spec import parse_sets, resolve_services
-from launchbay.domain.template import parse_template
+from launchbay.domain.template import RunsOn, parse_template
 from launchbay.domain.yamlsource import YamlError, load_yaml
 
 COMPOSE = textwrap.dedent("""\
@@ -108,7 +108,7 @@ def test_a_template_takes_its_services_from_the_file_and_the_profiles_from_the_s
     assert list(t.services) == ["migrate", "api", "worker", "debug"]
     assert t.services[ServiceName("migrate")].one_shot
     assert t.services[ServiceName("api")].endpoints[0].port == 9000
-    assert t.runtimes() == ["compose"]
+    assert t.sections() == ["compose"]
     assert list(t.for_space({"profiles": ""}).services) == ["migrate", "api", "worker"]
     assert "debug" in t.for_space({"profiles": "debug"}).services
     with pytest.raises(Invalid, match="unknown Compose profile 'debgu'; template 'app' has debug"):
@@ -133,14 +133,18 @@ def test_a_template_naming_a_service_the_file_lacks_or_a_missing_file_is_refused
 
 def test_overrides_a_runtime_would_drop_are_refused(tmp_path):
     t = template(tmp_path, "services:\n  api:\n    overridable: {env: [A], values: [x]}\n")
-    assert parse_sets({"api.env.A": "1"}, t, runtime="compose") == {"api": {"env.A": "1"}}
+    assert parse_sets({"api.env.A": "1"}, t, on=RunsOn("compose", "compose")) == {
+        "api": {"env.A": "1"}
+    }
     with pytest.raises(Invalid, match="runs what its Compose file says"):
-        parse_sets({"api.version": "pr-1"}, t, runtime="compose")
+        parse_sets({"api.version": "pr-1"}, t, on=RunsOn("compose", "compose"))
     with pytest.raises(Invalid) as refused:
-        parse_sets({"worker.env.A": "1"}, t, runtime="compose")
+        parse_sets({"worker.env.A": "1"}, t, on=RunsOn("compose", "compose"))
     assert "allows version" not in refused.value.message  # a file's service never does
-    with pytest.raises(Invalid, match="helm values apply on kubernetes only"):
-        parse_sets({"api.values.x": "1"}, t, runtime="compose")
+    with pytest.raises(
+        Invalid, match="helm values apply to runtimes of Helm charts only, not on compose"
+    ):
+        parse_sets({"api.values.x": "1"}, t, on=RunsOn("compose", "compose"))
 
 
 def test_compose_sections_keep_compose_escapes_and_other_sections_do_not(tmp_path):

@@ -59,13 +59,13 @@ def test_a_good_template_parses_into_typed_models():
         "${services.db.port}",
     ]
     assert t.dependency_order() == [["db"], ["api"]]
-    assert t.runtimes() == ["process"]
+    assert t.sections() == ["process"]
 
 
 def test_the_example_template_is_valid_and_runs_on_processes():
     t = parse_template((EXAMPLES / "demo.yaml").read_text(), file="demo.yaml")
     assert len(t.services) >= 3
-    assert "process" in t.runtimes()
+    assert "process" in t.sections()
     assert all(s.health is not None for s in t.services.values())
 
 

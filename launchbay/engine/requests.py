@@ -1,0 +1,228 @@
+"""Requests: what a user, a pipeline or a webhook asks of a space.
+
+Each request checks everything (names, template, runtime, parameters, rights), then
+writes the wanted state, an event and the job that will make it so, in one transaction,
+and answers at once with a view of the space. A request never waits on a runtime; the
+workers run the job (`engine.provisioning`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from launchbay.domain.auth import Actor, require_owner_or_admin
+from launchbay.domain.durations import format_duration, parse_duration
+from launchbay.domain.errors import Conflict, Forbidden, Invalid
+from launchbay.domain.jobs import JobKind
+from launchbay.domain.names import parse_space_name
+from launchbay.domain.phases import Phase, ServiceStatus
+from launchbay.domain.spec import choose_ttl, extended_expiry, parse_sets, resolve_params
+from launchbay.domain.template import Template
+from launchbay.engine.engine import Engine
+from launchbay.engine.views import SpaceView
+from launchbay.store import queries as q
+from launchbay.store.models import ServiceState, Space
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CreateSpace:
+    name: str
+    template: str
+    # None: the first of the server's runtimes that can run the template.
+    runtime: str | None = None
+    ttl: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    sets: Mapping[str, str] = field(default_factory=dict)
+
+
+class Requests:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, request: CreateSpace, *, actor: Actor) -> SpaceView:
+        """Validate everything, record the space as `pending` and queue its provisioning.
+
+        Nothing is written unless the whole request is valid. Of two concurrent creates of
+        one name exactly one wins; the other gets Conflict.
+        """
+        engine = self.engine
+        name = parse_space_name(request.name)
+        template = engine.catalog.get(request.template)
+        on = self._runtime_for(template, request.runtime)
+        if on in engine.settings.admin_only_runtimes and not actor.is_admin:
+            raise Forbidden(f"only admins may create spaces on the {on} runtime on this server")
+        runtime = engine.runtime(on)
+        runtime.check_space(name)
+        # Docker down, no cluster access: a clear error now, not a hang later.
+        engine.board.require(on)
+        params = resolve_params(template, request.params, engine.settings.limits)
+        template = template.for_space(params)
+        runtime.check_template(template)
+        overrides = parse_sets(
+            request.sets, template, engine.settings.limits, on=engine.runs_on(on)
+        )
+        ttl = choose_ttl(template.ttl, request.ttl)
+        now = engine.clock()
+        with engine.store.write() as s:
+            space = q.add_space(
+                s,
+                Space(
+                    name=name,
+                    live_name=name,
+                    template=template.name,
+                    runtime=on,
+                    owner=actor.name,
+                    params=params,
+                    overrides=overrides,
+                    phase=Phase.PENDING,
+                    reason="",
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=now + ttl,
+                    node=engine.settings.node if engine.machine_local(on) else None,
+                ),
+            )
+            for position, service in enumerate(template.services):
+                space.services.append(
+                    ServiceState(
+                        name=service,
+                        position=position,
+                        status=ServiceStatus.PENDING,
+                        version=overrides.get(service, {}).get(
+                            "version", template.services[service].version
+                        ),
+                        detail="",
+                        restarts=0,
+                        endpoints={},
+                        updated_at=now,
+                    )
+                )
+            q.add_event(
+                s,
+                space,
+                actor=actor.name,
+                kind="created",
+                now=now,
+                phase=Phase.PENDING,
+                message=f"created from template {template.name} on {on}, "
+                f"TTL {format_duration(ttl)}",
+            )
+            engine.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
+        log.info("space %s: created by %s", name, actor.name)
+        return engine.view(space)
+
+    def delete(self, name: str, *, actor: Actor, reason: str = "") -> SpaceView:
+        """Mark the space `deleting` and queue the teardown. Idempotent: deleting a space
+        that is being deleted, or is gone, returns it as it is."""
+        with self.engine.store.write() as s:
+            space = q.find_space(s, name)
+            if space.phase in (Phase.DELETING, Phase.DELETED):
+                return self.engine.view(space)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
+            self.engine.set_phase(
+                s,
+                space,
+                Phase.DELETING,
+                actor=actor.name,
+                kind="delete-requested",
+                message=reason or f"delete requested by {actor.name}",
+            )
+            self.engine.enqueue(s, space, JobKind.DELETE)
+        # A job of the space running here stops now; one on another replica at its
+        # next heartbeat.
+        self.engine.cancel(space.id).set()
+        return self.engine.view(space)
+
+    def extend(self, name: str, *, by: str, actor: Actor) -> SpaceView:
+        duration = parse_duration(by)
+        with self.engine.store.write() as s:
+            space = self.engine.live_for_update(s, name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
+            if space.phase is Phase.DELETING:
+                raise Conflict(f"space {name!r} is being deleted")
+            template = self.engine.catalog.get(space.template)
+            now = self.engine.clock()
+            space.expires_at = extended_expiry(
+                expires_at=space.expires_at,
+                created_at=space.created_at,
+                by=duration,
+                policy=template.ttl,
+                now=now,
+            )
+            space.expired_at = None
+            space.updated_at = now
+            q.add_event(
+                s,
+                space,
+                actor=actor.name,
+                kind="extended",
+                now=now,
+                message=f"TTL extended by {format_duration(duration)}; "
+                f"expires {space.expires_at.isoformat(timespec='seconds')}",
+            )
+        return self.engine.view(space)
+
+    def sleep(self, name: str, *, actor: Actor) -> SpaceView:
+        with self.engine.store.write() as s:
+            space = self.engine.live_for_update(s, name)
+            require_owner_or_admin(
+                actor, owner=space.owner, space=space.name, action="put to sleep"
+            )
+            phase = space.phase
+            if phase is Phase.SLEEPING:
+                return self.engine.view(space)
+            if phase not in (Phase.READY, Phase.DEGRADED):
+                raise Conflict(
+                    f"space {name!r} is {phase}; only a ready or degraded space can sleep"
+                )
+            self.engine.enqueue(s, space, JobKind.SLEEP, actor=actor.name)
+        return self.engine.view(space)
+
+    def wake(self, name: str, *, actor: Actor) -> SpaceView:
+        with self.engine.store.write() as s:
+            space = self.engine.live_for_update(s, name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="wake")
+            phase = space.phase
+            if phase in (Phase.READY, Phase.DEGRADED, Phase.PROVISIONING, Phase.PENDING):
+                return self.engine.view(space)
+            if phase is not Phase.SLEEPING:
+                raise Conflict(f"space {name!r} is {phase}; only a sleeping space can be woken")
+            self.engine.set_phase(
+                s,
+                space,
+                Phase.PROVISIONING,
+                actor=actor.name,
+                kind="wake-requested",
+                message=f"wake requested by {actor.name}",
+            )
+            self.engine.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
+        return self.engine.view(space)
+
+    def _runtime_for(self, template: Template, asked: str | None) -> str:
+        """The runtime asked for, if it is enabled and can run every service; else the
+        first of the server's runtimes that can."""
+        engine = self.engine
+        if asked is None:
+            usable = engine.runtimes_for(template)
+            if not usable:
+                raise Invalid(
+                    f"template {template.name!r} runs on no runtime this server enables "
+                    f"({', '.join(sorted(engine.runtimes))}): its services are written for "
+                    f"{', '.join(template.sections()) or 'different runtimes each'}"
+                )
+            return usable[0]
+        if asked not in engine.runtimes:
+            enabled = ", ".join(sorted(engine.runtimes))
+            raise Invalid(f"runtime {asked!r} is not enabled on this server (enabled: {enabled})")
+        section = engine.runs_on(asked).section
+        missing = [n for n, s in template.services.items() if not s.has(section)]
+        if missing:
+            raise Invalid(
+                f"template {template.name!r} cannot run on {asked}: {', '.join(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no {section} section"
+            )
+        return asked

@@ -1,0 +1,64 @@
+"""How a server makes its kubernetes runtime: settings, and the client imported only when
+the runtime is enabled (the server starts without it otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from launchbay.domain.errors import Invalid
+from launchbay.runtimes.base import Runtime, RuntimeContext, RuntimeKind, Unloadable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Team Spaces: on when running in a cluster, or given a kubeconfig."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace_prefix: str = "lb-"
+    own_namespace: str | None = None
+    base_domain: str = ""
+    service_account: str | None = None
+
+
+def make(context: RuntimeContext) -> Runtime | None:
+    settings = context.settings.get("kubernetes")
+    if not isinstance(settings, KubernetesSettings):
+        return None
+    try:
+        from launchbay.runtimes.kubernetes.client import LimitedApiClient, load_configuration
+        from launchbay.runtimes.kubernetes.helm import Helm
+        from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
+    except ImportError as e:
+        log.warning("the kubernetes runtime cannot load: %s", e)
+        return Unloadable(
+            "kubernetes",
+            f"the Kubernetes client cannot be imported ({e}): `pip install kubernetes` "
+            "in the server's environment (it comes with launchbay; this install lacks it)",
+        )
+    try:
+        configuration = load_configuration(kubeconfig=settings.kubeconfig, context=settings.context)
+    except Exception as e:  # the client raises several kinds for an unreadable kubeconfig
+        raise Invalid(f"cannot load the Kubernetes configuration: {e}") from e
+    cluster = ClusterSettings(
+        namespace_prefix=settings.namespace_prefix,
+        own_namespace=settings.own_namespace,
+        base_domain=settings.base_domain,
+        service_account=settings.service_account,
+    )
+    env = dict(os.environ) | ({"KUBECONFIG": settings.kubeconfig} if settings.kubeconfig else {})
+    if settings.context:
+        env["HELM_KUBECONTEXT"] = settings.context
+    return KubernetesRuntime(LimitedApiClient(configuration), Helm(env=env), cluster)
+
+
+KIND = RuntimeKind(
+    name="kubernetes",
+    section="helm",
+    summary="Team Spaces: a namespace per space, a Helm release per service",
+    make=make,
+)
