@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import json
 import logging
@@ -114,6 +115,7 @@ class ServerSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     log_level: str = "info"
     config: ServerConfig = field(default_factory=ServerConfig)
+    config_file: str = ""  # where `config` was read from, to name it in errors
     kubernetes: KubernetesSettings | None = None
     follows: FollowLimits = field(default_factory=FollowLimits)
     # Host names requests may carry besides the loopback ones (DNS rebinding): on a server
@@ -230,6 +232,10 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
             config=settings.config.github,
             secret=github_secret(settings.config.github),
         )
+        problems = github.problems()
+        if problems:
+            where = f"{settings.config_file}: " if settings.config_file else ""
+            raise Invalid("; ".join(f"{where}{problem}" for problem in problems))
         log.info(
             "GitHub webhooks on for %s",
             ", ".join(settings.config.github.repositories) or "no repository",
@@ -238,7 +244,7 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         bay=bay,
         accounts=accounts,
         github=github,
-        on_start=bay.start,
+        on_start=functools.partial(start, bay, github),
         follows=Follows(settings.follows),
         allowed_hosts=settings.answered_hosts(),
         max_body=settings.max_body,
@@ -251,6 +257,13 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         loopback_only=settings.loopback_only,
     )
     return app
+
+
+def start(bay: Launchbay, github: GitHubHooks | None) -> None:
+    """Once the app serves: the engine's workers and loops, and the webhook workers."""
+    bay.start()
+    if github is not None:
+        github.start()
 
 
 def node_name(data_dir: Path) -> str:

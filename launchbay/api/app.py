@@ -38,6 +38,8 @@ def create_app(
         if on_start is not None:
             on_start()
         yield
+        if github is not None:
+            github.stop()
         bay.stop()
 
     app = FastAPI(

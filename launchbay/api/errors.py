@@ -50,7 +50,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LaunchbayError)
     async def _launchbay(request: Request, error: LaunchbayError) -> Response:
         status = status_of(error)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 and _is_api(request) else None
+        challenge = error.challenge if isinstance(error, Unauthorized) else None
+        headers = {"WWW-Authenticate": challenge} if challenge and _is_api(request) else None
         return respond(request, error.message, status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -151,8 +151,9 @@ class DeliveryOut(BaseModel):
     event: str
     repository: str
     received_at: datetime
-    status: str
+    status: str = Field(description="accepted (work owed), done, failed, ignored or rejected")
     reason: str
+    finished_at: datetime | None
 
 
 class ExtendIn(Body):
@@ -231,6 +232,9 @@ class SpaceOut(BaseModel):
     ready_seconds: float | None = Field(
         default=None, description="from the start of its last provisioning to every service ready"
     )
+    origin: str | None = Field(
+        default=None, description="what made it, when not a person: github:OWNER/REPO#PR"
+    )
     services: list[ServiceOut]
     runtime_unavailable: str | None = Field(
         default=None, description="why the space's runtime cannot be reached now, if it cannot"
@@ -262,6 +266,7 @@ class SpaceOut(BaseModel):
             generation=space.generation,
             observed_generation=space.observed_generation,
             ready_seconds=space.ready_seconds,
+            origin=space.origin,
             services=[
                 ServiceOut(
                     name=s.name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -29,10 +29,19 @@ def github_hooks(request: Request) -> GitHubHooks:
 @router.post("/github", status_code=202)
 async def github(
     request: Request,
-    background: BackgroundTasks,
     hooks: Annotated[GitHubHooks, Depends(github_hooks)],
 ) -> JSONResponse:
-    """Verify, de-duplicate and record a delivery, answer 202, then act in the background."""
+    """Verify, de-duplicate and record a delivery as work owed, and answer 202; the work
+    is done by the server's webhook workers, and survives a restart."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return JSONResponse(
+            {
+                "detail": f"content type must be application/json, not {media or 'none'!r} "
+                "(set the webhook's Content type to application/json in GitHub)"
+            },
+            status_code=415,
+        )
     limit = hooks.config.max_body
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -45,8 +54,6 @@ async def github(
     accepted = await run_in_threadpool(
         hooks.accept, body=bytes(body), headers=dict(request.headers)
     )
-    if accepted.work is not None:
-        background.add_task(run_in_threadpool, accepted.work)
     return JSONResponse(
         {"delivery": accepted.delivery, "status": accepted.status, "reason": accepted.reason},
         status_code=202,

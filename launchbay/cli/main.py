@@ -218,6 +218,7 @@ def server(
     settings = ServerSettings(
         kubernetes=kube,
         config=loaded,
+        config_file=str(config) if config else "",
         data_dir=(data_dir or default_data_dir()).resolve(),
         templates=templates.resolve(),
         host=host,

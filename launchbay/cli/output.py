@@ -137,6 +137,7 @@ def show_space(space: dict[str, Any]) -> None:
         f"[bold]{escape(space['name'])}[/]  [{PHASE_STYLE.get(phase, 'white')}]{phase}[/]  "
         f"template {escape(space['template'])} on {space['runtime']}, "
         f"owner {escape(space['owner'])}"
+        + (f", made for {escape(space['origin'])}" if space.get("origin") else "")
     )
     ready = f", ready in {space['ready_seconds']:.1f}s" if space.get("ready_seconds") else ""
     out.print(

@@ -24,7 +24,13 @@ class Forbidden(LaunchbayError):
 
 
 class Unauthorized(LaunchbayError):
-    """The caller is not known (missing or invalid token)."""
+    """The caller is not known (missing or invalid token). `challenge`: the scheme the
+    answer asks for (`WWW-Authenticate`); None where no token would help (a webhook's
+    signature)."""
+
+    def __init__(self, message: str, *, challenge: str | None = "Bearer") -> None:
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class Conflict(LaunchbayError):

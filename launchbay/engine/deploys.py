@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
 from launchbay.domain.durations import parse_duration
-from launchbay.domain.errors import Conflict, Invalid, LaunchbayError
+from launchbay.domain.errors import Conflict, Invalid, LaunchbayError, Refused
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
@@ -71,6 +71,11 @@ class Deploys:
         ttl = parse_duration(want.ttl) if want.ttl else None
         with engine.store.write() as s:
             space = engine.live_for_update(s, want.name)
+            if want.origin is not None and space.origin != want.origin:
+                made = f"by {space.origin}" if space.origin else f"by hand ({space.owner})"
+                raise Refused(
+                    f"space {space.name!r} was made {made}, not by {want.origin}; it is left alone"
+                )
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="update")
             for what, have, asked in (
                 ("template", space.template, want.template),

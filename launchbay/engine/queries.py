@@ -14,6 +14,7 @@ from launchbay.domain.names import ServiceName
 from launchbay.domain.template import RunsOn, Template
 from launchbay.engine.engine import Engine, Snapshot
 from launchbay.engine.views import DeliveryView, DeployView, EventView, JobView, SpaceView
+from launchbay.store import deliveries as store_deliveries
 from launchbay.store import jobs as store_jobs
 from launchbay.store import queries as q
 from launchbay.store.queries import SORTS, SpaceFilter
@@ -71,7 +72,7 @@ class Queries:
     def deliveries(self, *, limit: int) -> list[DeliveryView]:
         """The newest webhook deliveries and what was done with each."""
         with self.engine.store.read() as s:
-            return [DeliveryView.of(d) for d in q.recent_deliveries(s, limit=limit)]
+            return [DeliveryView.of(d) for d in store_deliveries.recent(s, limit=limit)]
 
     def ready_history(self, template: str) -> list[float]:
         """Time to ready of the template's newest spaces (is it getting slower?)."""

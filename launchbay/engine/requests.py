@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from launchbay.domain.auth import Actor, require_owner_or_admin
 from launchbay.domain.durations import format_duration, parse_duration
-from launchbay.domain.errors import Conflict, Forbidden, Invalid
+from launchbay.domain.errors import Conflict, Forbidden, Invalid, Refused
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import parse_space_name
 from launchbay.domain.phases import Phase, ServiceStatus
@@ -37,6 +37,8 @@ class CreateSpace:
     ttl: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     sets: Mapping[str, str] = field(default_factory=dict)
+    # What makes it, when not a person (`github:owner/repo#12`): recorded on the space.
+    origin: str | None = None
 
 
 class Requests:
@@ -52,7 +54,7 @@ class Requests:
         engine = self.engine
         name = parse_space_name(request.name)
         template = engine.catalog.get(request.template)
-        on = self._runtime_for(template, request.runtime)
+        on = self.runtime_for(template, request.runtime)
         if on in engine.settings.admin_only_runtimes and not actor.is_admin:
             raise Forbidden(f"only admins may create spaces on the {on} runtime on this server")
         runtime = engine.runtime(on)
@@ -84,6 +86,7 @@ class Requests:
                     updated_at=now,
                     expires_at=now + ttl,
                     node=engine.settings.node if engine.machine_local(on) else None,
+                    origin=request.origin,
                 ),
             )
             for position, service in enumerate(template.services):
@@ -115,13 +118,18 @@ class Requests:
         log.info("space %s: created by %s", name, actor.name)
         return engine.view(space)
 
-    def delete(self, name: str, *, actor: Actor, reason: str = "") -> SpaceView:
+    def delete(
+        self, name: str, *, actor: Actor, reason: str = "", origin: str | None = None
+    ) -> SpaceView:
         """Mark the space `deleting` and queue the teardown. Idempotent: deleting a space
-        that is being deleted, or is gone, returns it as it is."""
+        that is being deleted, or is gone, returns it as it is. With `origin`, only a space
+        made by that origin is deleted (a webhook never deletes a space it did not make)."""
         with self.engine.store.write() as s:
             space = q.find_space(s, name)
             if space.phase in (Phase.DELETING, Phase.DELETED):
                 return self.engine.view(space)
+            if origin is not None and space.origin != origin:
+                raise Refused(f"space {name!r} was not made by {origin}; it is left alone")
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
             self.engine.set_phase(
                 s,
@@ -202,7 +210,7 @@ class Requests:
             self.engine.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
         return self.engine.view(space)
 
-    def _runtime_for(self, template: Template, asked: str | None) -> str:
+    def runtime_for(self, template: Template, asked: str | None) -> str:
         """The runtime asked for, if it is enabled and can run every service; else the
         first of the server's runtimes that can."""
         engine = self.engine

@@ -13,6 +13,7 @@ from typing import Any
 
 from launchbay.domain.jobs import JobKind, JobState
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
+from launchbay.domain.webhooks import DeliveryStatus
 from launchbay.store.models import Delivery, Deploy, Event, Job, ServiceState, Space
 
 
@@ -64,6 +65,7 @@ class SpaceView:
     generation: int
     observed_generation: int
     ready_seconds: float | None
+    origin: str | None
     services: tuple[ServiceView, ...]
     # Why the space's runtime cannot be reached now, if it cannot (from the runtime board).
     runtime_unavailable: str | None = None
@@ -88,6 +90,7 @@ class SpaceView:
             generation=row.generation,
             observed_generation=row.observed_generation,
             ready_seconds=row.ready_seconds,
+            origin=row.origin,
             services=tuple(ServiceView.of(x) for x in row.services),
             runtime_unavailable=runtime_unavailable,
         )
@@ -177,8 +180,9 @@ class DeliveryView:
     event: str
     repository: str
     received_at: datetime
-    status: str
+    status: DeliveryStatus
     reason: str
+    finished_at: datetime | None
 
     @classmethod
     def of(cls, row: Delivery) -> DeliveryView:
@@ -189,4 +193,5 @@ class DeliveryView:
             received_at=row.received_at,
             status=row.status,
             reason=row.reason,
+            finished_at=row.finished_at,
         )

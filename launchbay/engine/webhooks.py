@@ -1,36 +1,63 @@
-"""GitHub deliveries: verified, de-duplicated, recorded, then acted on in the background.
+"""GitHub deliveries: verified, recorded as durable work, then converged.
 
-`accept` does everything that decides the HTTP answer and is quick (signature, replay,
-parsing, recording the pull request's newest state); the returned work, run after the
-answer, creates, updates or deletes the space.
+`accept` does what decides the HTTP answer, in one transaction: the signature, the
+delivery id (a done one is a duplicate; a failed, refused or ignored one is processed
+again, which is what GitHub's Redeliver asks), the payload's fields, and the state the
+delivery tells. A pull request's state is recorded per repository and number, newest
+wins (`domain.webhooks.newer`), and bumps the PR's generation: the PR row is the job.
+Workers on every replica claim PRs owed work under a lease and make the PR's space match
+its newest state, one PR at a time, so a close that comes before its open, or a reopen
+right after a close, ends as the PR is. Push deliveries are jobs of their own. Nothing
+owed is lost by a crash: it is in the store, and is claimed again after a restart.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from launchbay.domain.auth import Actor
-from launchbay.domain.errors import Invalid, LaunchbayError, NotFound, Unauthorized
+from launchbay.domain.durations import format_duration, parse_duration
+from launchbay.domain.errors import (
+    Conflict,
+    Invalid,
+    LaunchbayError,
+    Refused,
+    TemporaryError,
+    Unauthorized,
+)
+from launchbay.domain.jobs import backoff
 from launchbay.domain.webhooks import (
-    Decision,
+    DeliveryStatus,
     GitHubConfig,
+    PrState,
+    PullRequestEvent,
+    PullRequestPayload,
+    PushPayload,
+    Recorded,
     RepoMapping,
-    Verdict,
     decide,
-    parse_pull_request,
+    origin_of,
+    read_payload,
     repository_of,
     signature_matches,
+    space_name,
+    version_of,
 )
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
 from launchbay.engine.requests import CreateSpace, Requests
+from launchbay.store import deliveries as store
 from launchbay.store import queries as q
 from launchbay.store.models import Delivery, PullRequest
 
@@ -38,6 +65,15 @@ log = logging.getLogger(__name__)
 
 # Webhooks act with the authority of the server's configuration, which an admin wrote.
 GITHUB = Actor(name="github", is_admin=True)
+LEASE = timedelta(seconds=30)
+# A PR whose space is busy (being deleted before a reopen) waits this many times, with
+# backoff up to a few seconds each: minutes in all.
+MAX_WAITS = 60
+WAIT_CAP = timedelta(seconds=5)
+# Work starts once deliveries have paused for BURST_GAP seconds, or after BURST_WAIT.
+BURST_GAP, BURST_WAIT = 0.02, 0.2
+DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+EVENT = re.compile(r"^[a-z_]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -45,7 +81,43 @@ class Accepted:
     delivery: str
     status: str  # accepted, duplicate, ignored
     reason: str
-    work: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class _Owed:
+    """What a claimed pull request asks for, read once."""
+
+    id: int
+    repository: str
+    number: int
+    state: PrState
+    action: str
+    head_sha: str
+    space: str
+    generation: int
+    attempts: int
+
+    @classmethod
+    def of(cls, pr: PullRequest) -> _Owed:
+        return cls(
+            pr.id,
+            pr.repository,
+            pr.number,
+            pr.state,
+            pr.action,
+            pr.head_sha,
+            pr.space,
+            pr.generation,
+            pr.attempts,
+        )
+
+    @property
+    def origin(self) -> str:
+        return origin_of(self.repository, self.number)
+
+    @property
+    def source(self) -> str:
+        return f"github {self.repository}#{self.number} ({self.action} {self.head_sha[:7]})"
 
 
 class GitHubHooks:
@@ -63,228 +135,357 @@ class GitHubHooks:
         self.deploys = deploys
         self.config = config
         self.secret = secret
+        self.owner = f"{engine.settings.node}/{secrets.token_hex(4)}"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the configuration, checked before the server starts ---------------------------------
+
+    def problems(self) -> list[str]:
+        """Each repository mapping that could never work, with the key that is wrong."""
+        problems = []
+        for repository, mapping in self.config.repositories.items():
+            where = f"github.repositories.{repository}"
+            try:
+                template = self.engine.catalog.get(mapping.template)
+            except LaunchbayError as e:
+                problems.append(f"{where}.template: {e.message}")
+                continue
+            if mapping.service not in template.services:
+                known = ", ".join(template.services)
+                problems.append(
+                    f"{where}.service: template {template.name!r} has no service "
+                    f"{mapping.service!r} (it has {known})"
+                )
+            try:
+                self.requests.runtime_for(template, mapping.runtime)
+            except LaunchbayError as e:
+                problems.append(f"{where}.runtime: {e.message}")
+            if mapping.ttl is not None:
+                try:
+                    ttl = parse_duration(mapping.ttl)
+                except Invalid as e:
+                    problems.append(f"{where}.ttl: {e.message}")
+                else:
+                    if ttl > template.ttl.max:
+                        problems.append(
+                            f"{where}.ttl: {mapping.ttl} is over template {template.name!r}'s "
+                            f"maximum of {format_duration(template.ttl.max)}"
+                        )
+        return problems
+
+    # -- the answer ------------------------------------------------------------------------
 
     def accept(self, *, body: bytes, headers: Mapping[str, str]) -> Accepted:
         if not signature_matches(self.secret, body, headers.get("x-hub-signature-256")):
-            raise Unauthorized("X-Hub-Signature-256 is missing or does not match the body")
-        delivery_id = headers.get("x-github-delivery", "").strip()
-        if not delivery_id or len(delivery_id) > 64:
-            raise Invalid("X-GitHub-Delivery header missing or too long")
-        event = headers.get("x-github-event", "").strip()
-        with self.engine.store.read() as s:
-            seen = q.delivery(s, delivery_id)
-        if seen is not None:
-            return Accepted(
-                delivery_id, "duplicate", f"already received at {seen.received_at.isoformat()}"
+            raise Unauthorized(
+                "X-Hub-Signature-256 is missing or does not match the body", challenge=None
             )
+        delivery_id = headers.get("x-github-delivery", "").strip()
+        if not DELIVERY_ID.match(delivery_id):
+            raise Invalid("X-GitHub-Delivery must be 1 to 64 letters, digits, '.', ':' or '-'")
+        event = headers.get("x-github-event", "").strip()
+        if not EVENT.match(event):
+            raise Invalid("X-GitHub-Event must name an event, e.g. pull_request")
         try:
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise ValueError("not a JSON object")
+        except RecursionError:
+            return self._reject(delivery_id, event, "", "the body nests too deeply")
         except ValueError as e:
-            self._record(delivery_id, event, "", "rejected", f"malformed JSON: {e}")
-            raise Invalid(f"the body is not a JSON object: {e}") from e
+            return self._reject(delivery_id, event, "", f"the body is not a JSON object: {e}")
         repository = repository_of(payload)
-        mapping = self.config.repositories.get(repository)
+        mapping = self.config.mapping(repository)
+        if event == "ping":
+            return self._ignore(delivery_id, event, repository, "ping: the hook reaches Launchbay")
         if mapping is None:
-            return self._ignore(
-                delivery_id,
-                event,
-                repository,
-                f"repository {repository or '?'!r} is not configured",
-            )
+            why = f"repository {repository or '?'!r} is not configured"
+            return self._ignore(delivery_id, event, repository, why)
         if event == "pull_request":
             return self._pull_request(delivery_id, payload, mapping)
         if event == "push":
-            return self._push(delivery_id, payload, mapping, repository)
-        return self._ignore(delivery_id, event, repository, f"event {event or '?'!r} needs nothing")
-
-    # -- pull requests ---------------------------------------------------------------------
+            return self._push(delivery_id, payload, mapping)
+        return self._ignore(delivery_id, event, repository, f"event {event!r} needs nothing")
 
     def _pull_request(
         self, delivery_id: str, payload: dict[str, Any], mapping: RepoMapping
     ) -> Accepted:
         try:
-            event = parse_pull_request(payload)
+            event = PullRequestEvent.of(read_payload(PullRequestPayload, payload, "pull_request"))
         except Invalid as e:
-            self._record(delivery_id, "pull_request", repository_of(payload), "rejected", e.message)
-            raise
+            return self._reject(delivery_id, "pull_request", repository_of(payload), e.message)
+        name = space_name(mapping.space, number=event.number, repository=event.repository)
         with self.engine.store.write() as s:
-            if q.delivery(s, delivery_id) is not None:  # a concurrent replay won the race
-                return Accepted(delivery_id, "duplicate", "already received")
-            pr = q.pull_request(s, event.repository, event.number)
-            decision = decide(
-                event,
-                mapping,
-                recorded_state=pr.state if pr else None,
-                recorded_updated_at=pr.updated_at if pr else None,
-            )
-            if decision.verdict is not Verdict.IGNORE and decision.space is not None:
-                state = "closed" if decision.verdict is Verdict.DELETE else "open"
-                self._remember(
-                    s,
-                    pr,
-                    event.repository,
-                    event.number,
-                    state=state,
-                    head_sha=event.head_sha,
-                    updated_at=event.updated_at,
-                    space=decision.space,
-                )
-            status = "ignored" if decision.verdict is Verdict.IGNORE else "accepted"
-            s.add(
-                Delivery(
-                    id=delivery_id,
-                    event="pull_request",
-                    repository=event.repository,
-                    received_at=self.engine.clock(),
-                    status=status,
-                    reason=decision.reason,
-                )
-            )
-        if decision.verdict is Verdict.IGNORE:
-            return Accepted(delivery_id, "ignored", decision.reason)
-        source = f"github {event.repository}#{event.number} ({event.action} {event.head_sha[:7]})"
-        return Accepted(
-            delivery_id,
-            "accepted",
-            decision.reason,
-            lambda: self._act(
-                delivery_id, decision, mapping, event.repository, event.number, source
-            ),
-        )
+            row = self._take(s, delivery_id, "pull_request", event.repository)
+            if row is None:
+                return self._duplicate(delivery_id)
+            pr = store.pull_request(s, event.repository, event.number)
+            if pr is None:
+                pr = store.add_pull_request(s, event.repository, event.number)
+            decision = decide(event, mapping, _recorded(pr))
+            row.reason = decision.reason
+            if decision.state is None:
+                row.status = DeliveryStatus.IGNORED
+                return Accepted(delivery_id, "ignored", decision.reason)
+            pr.state, pr.head_sha, pr.action = decision.state, event.head_sha, event.action
+            pr.updated_at, pr.space = event.updated_at, name
+            pr.generation += 1
+            pr.run_after, pr.attempts, pr.reason = self.engine.clock(), 0, ""
+            s.flush()
+            row.status = DeliveryStatus.ACCEPTED
+            row.pull_request_id, row.generation = pr.id, pr.generation
+        self._wake.set()
+        return Accepted(delivery_id, "accepted", decision.reason)
 
-    def _act(
-        self,
-        delivery_id: str,
-        decision: Decision,
-        mapping: RepoMapping,
-        repository: str,
-        number: int,
-        source: str,
-    ) -> None:
-        """Run after the answer. Looks at the PR's state once more: a close recorded since this
-        delivery was accepted wins, so a late `synchronize` never resurrects the space."""
-        assert decision.space is not None
-        with self.engine.store.read() as s:
-            pr = q.pull_request(s, repository, number)
-        if decision.verdict is Verdict.APPLY and pr is not None and pr.state == "closed":
-            return self._finish(delivery_id, "ignored", "the pull request closed meanwhile")
+    def _push(self, delivery_id: str, payload: dict[str, Any], mapping: RepoMapping) -> Accepted:
         try:
-            if decision.verdict is Verdict.DELETE:
-                self._delete(decision.space, reason=source)
-            else:
-                want = CreateSpace(
-                    name=decision.space,
-                    template=mapping.template,
-                    runtime=mapping.runtime,
-                    ttl=mapping.ttl,
-                    sets={f"{mapping.service}.version": decision.version or ""},
-                )
-                self.deploys.apply(want, actor=GITHUB, source=source)
-        except LaunchbayError as e:
-            log.warning("delivery %s: %s failed: %s", delivery_id, decision.verdict, e.message)
-            return self._finish(delivery_id, "failed", e.message)
-        self._finish(delivery_id, "done", decision.reason)
-
-    def _delete(self, space: str, *, reason: str) -> None:
-        # NotFound: nothing to delete, the space never came up or is gone already.
-        with contextlib.suppress(NotFound):
-            self.requests.delete(space, actor=GITHUB, reason=reason)
-
-    # -- pushes ----------------------------------------------------------------------------
-
-    def _push(
-        self, delivery_id: str, payload: dict[str, Any], mapping: RepoMapping, repository: str
-    ) -> Accepted:
-        default = (payload.get("repository") or {}).get("default_branch", "main")
-        ref = payload.get("ref", "")
-        if not mapping.follow_main or ref != f"refs/heads/{default}":
-            why = (
-                "follow_main is off for this repository"
-                if not mapping.follow_main
-                else f"{ref} is not the default branch"
-            )
+            push = read_payload(PushPayload, payload, "push")
+        except Invalid as e:
+            return self._reject(delivery_id, "push", repository_of(payload), e.message)
+        repository = push.repository.full_name.lower()
+        branch = push.repository.default_branch
+        if not mapping.follow_main:
+            why = "follow_main is off for this repository"
             return self._ignore(delivery_id, "push", repository, why)
-        after = str(payload.get("after", ""))[:7]
-        self._record(delivery_id, "push", repository, "accepted", f"push {after} to {default}")
-        return Accepted(
-            delivery_id,
-            "accepted",
-            f"push {after} to {default}",
-            lambda: self._redeploy_main(
-                delivery_id, mapping, f"push {after} to {repository}@{default}"
-            ),
-        )
+        if push.ref != f"refs/heads/{branch}":
+            why = f"{push.ref} is not the default branch ({branch})"
+            return self._ignore(delivery_id, "push", repository, why)
+        reason = f"push {push.after[:7]} to {repository}@{branch}"
+        with self.engine.store.write() as s:
+            row = self._take(s, delivery_id, "push", repository)
+            if row is None:
+                return self._duplicate(delivery_id)
+            row.status, row.reason = DeliveryStatus.ACCEPTED, reason
+            row.work = {"repository": repository, "source": reason}
+        self._wake.set()
+        return Accepted(delivery_id, "accepted", reason)
 
-    def _redeploy_main(self, delivery_id: str, mapping: RepoMapping, source: str) -> None:
-        """Redeploy the service in every space of the template that follows main (no override)."""
+    def _take(self, s: Session, delivery_id: str, event: str, repository: str) -> Delivery | None:
+        """The delivery's row, new or taken again for a redelivery; None if it is a
+        duplicate (done, or being done). Of concurrent copies of one id exactly one gets
+        the row: the others wait for its transaction, then see it."""
+        now = self.engine.clock()
+        row = store.delivery(s, delivery_id, for_update=True)
+        if row is not None and not row.status.redeliverable:
+            return None
+        if row is None:
+            row = Delivery(id=delivery_id, status=DeliveryStatus.ACCEPTED, received_at=now)
+            row.event, row.repository, row.reason = event, repository[:255], ""
+            return row if store.add(s, row) else None
+        row.event, row.repository, row.received_at = event, repository[:255], now
+        row.finished_at = row.pull_request_id = row.generation = None
+        row.work = row.lease_owner = row.lease_until = None
+        return row
+
+    def _duplicate(self, delivery_id: str) -> Accepted:
         with self.engine.store.read() as s:
-            names = [
-                x.name
-                for x in q.spaces_of_template(s, mapping.template)
-                if "version" not in x.overrides.get(mapping.service, {})
-            ]
-        failures = []
-        for name in names:
-            try:
-                self.deploys.deploy(
-                    name,
-                    service=mapping.service,
-                    version=None,
-                    sets={},
-                    actor=GITHUB,
-                    source=source,
-                )
-            except LaunchbayError as e:
-                failures.append(f"{name}: {e.message}")
-        self._finish(
-            delivery_id,
-            "failed" if failures else "done",
-            "; ".join(failures) or f"redeployed {mapping.service} in {len(names)} space(s)",
-        )
-
-    # -- records ---------------------------------------------------------------------------
+            row = store.delivery(s, delivery_id)
+            said = f"{row.status} at {row.received_at.isoformat()}" if row else "received"
+        return Accepted(delivery_id, "duplicate", f"already {said}")
 
     def _ignore(self, delivery_id: str, event: str, repository: str, reason: str) -> Accepted:
-        self._record(delivery_id, event, repository, "ignored", reason)
-        return Accepted(delivery_id, "ignored", reason)
+        return self._settle(delivery_id, event, repository, DeliveryStatus.IGNORED, reason)
 
-    def _record(
-        self, delivery_id: str, event: str, repository: str, status: str, reason: str
-    ) -> None:
-        with self.engine.store.write() as s:
-            if q.delivery(s, delivery_id) is None:
-                s.add(
-                    Delivery(
-                        id=delivery_id,
-                        event=event or "?",
-                        repository=repository,
-                        received_at=self.engine.clock(),
-                        status=status,
-                        reason=reason,
-                    )
-                )
+    def _reject(self, delivery_id: str, event: str, repository: str, reason: str) -> Accepted:
+        self._settle(delivery_id, event, repository, DeliveryStatus.REJECTED, reason)
+        raise Invalid(reason)
 
-    def _finish(self, delivery_id: str, status: str, reason: str) -> None:
-        with self.engine.store.write() as s:
-            delivery = q.delivery(s, delivery_id)
-            if delivery is not None:
-                delivery.status, delivery.reason = status, reason
-
-    def _remember(
+    def _settle(
         self,
-        s: Session,
-        pr: PullRequest | None,
+        delivery_id: str,
+        event: str,
         repository: str,
-        number: int,
-        *,
-        state: str,
-        head_sha: str,
-        updated_at: Any,
-        space: str,
-    ) -> None:
-        if pr is None:
-            pr = PullRequest(repository=repository, number=number)
-            s.add(pr)
-        pr.state, pr.head_sha, pr.updated_at, pr.space = state, head_sha, updated_at, space
+        status: DeliveryStatus,
+        reason: str,
+    ) -> Accepted:
+        with self.engine.store.write() as s:
+            row = self._take(s, delivery_id, event, repository)
+            if row is None:
+                return self._duplicate(delivery_id)
+            row.status, row.reason, row.finished_at = status, reason, self.engine.clock()
+        return Accepted(delivery_id, status.value, reason)
+
+    # -- the work ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self.engine.store.write() as s:
+            store.release(s, node=self.engine.settings.node)
+        self._thread = threading.Thread(target=self._run, name="launchbay-github", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = self.work_once()
+            except LaunchbayError as e:
+                log.warning("webhook work: %s; trying again shortly", e.message)
+                busy = False
+            except Exception:  # the loop's boundary: log, and go on at the next tick
+                log.exception("webhook work failed; trying again shortly")
+                busy = False
+            if not busy and self._wake.wait(0.5):
+                self._settle_burst()
+
+    def _settle_burst(self) -> None:
+        """Woken by a delivery: let the rest of a burst be answered first (GitHub waits
+        for those answers; the work can wait a moment), up to a fifth of a second."""
+        deadline = time.monotonic() + BURST_WAIT
+        self._wake.clear()
+        while time.monotonic() < deadline and self._wake.wait(BURST_GAP):
+            self._wake.clear()
+
+    def work_once(self) -> bool:
+        """Converge one pull request or run one push delivery; False if nothing is owed."""
+        now = self.engine.clock()
+        with self.engine.store.write() as s:
+            pr = store.claim_pull_request(s, owner=self.owner, now=now, lease=LEASE)
+            owed = _Owed.of(pr) if pr is not None else None
+        if owed is not None:
+            self._converge(owed)
+            return True
+        with self.engine.store.write() as s:
+            push = store.claim_push(s, owner=self.owner, now=now, lease=LEASE)
+            work = (push.id, dict(push.work or {})) if push is not None else None
+        if work is not None:
+            self._redeploy_main(*work)
+            return True
+        return False
+
+    def _converge(self, owed: _Owed) -> None:
+        mapping = self.config.mapping(owed.repository)
+        try:
+            if mapping is None:
+                raise Refused(f"repository {owed.repository!r} is no longer configured")
+            reason = self._open(owed, mapping) if owed.state is PrState.OPEN else self._close(owed)
+        except (TemporaryError, Conflict) as e:
+            if owed.attempts + 1 >= MAX_WAITS:
+                self._converged(owed, DeliveryStatus.FAILED, f"gave up waiting: {e.message}")
+            else:
+                self._wait(owed, e)
+        except LaunchbayError as e:
+            log.warning("%s: %s", owed.source, e.message)
+            self._converged(owed, DeliveryStatus.FAILED, e.message)
+        except Exception:  # a bug fails this pull request's work only, with its traceback
+            log.exception("%s: converging failed unexpectedly", owed.source)
+            self._converged(owed, DeliveryStatus.FAILED, "internal error; see the server log")
+        else:
+            self._converged(owed, DeliveryStatus.DONE, reason)
+
+    def _open(self, owed: _Owed, mapping: RepoMapping) -> str:
+        event = PullRequestEvent(
+            repository=owed.repository,
+            number=owed.number,
+            action="synchronize",
+            head_sha=owed.head_sha,
+            updated_at=self.engine.clock(),
+            from_fork=False,
+        )
+        want = CreateSpace(
+            name=owed.space,
+            template=mapping.template,
+            runtime=mapping.runtime,
+            ttl=mapping.ttl,
+            sets={f"{mapping.service}.version": version_of(mapping, event)},
+            origin=owed.origin,
+        )
+        _, created = self.deploys.apply(want, actor=GITHUB, source=owed.source)
+        return f"{'created' if created else 'updated'} space {owed.space} at {owed.head_sha[:7]}"
+
+    def _close(self, owed: _Owed) -> str:
+        with self.engine.store.read() as s:
+            space = q.live_space(s, owed.space)
+            origin = space.origin if space is not None else None
+        if space is None:
+            return f"PR #{owed.number} closed; it has no space"
+        if origin != owed.origin:
+            raise Refused(_not_ours(owed.space, owed.number, origin))
+        self.requests.delete(
+            owed.space, actor=GITHUB, reason=f"PR #{owed.number} closed", origin=owed.origin
+        )
+        return f"PR #{owed.number} closed; deleting space {owed.space}"
+
+    def _wait(self, owed: _Owed, error: LaunchbayError) -> None:
+        # Quick at first (a delete takes seconds), then as any job's retries.
+        asked = error.delay if isinstance(error, TemporaryError) else 0.0
+        delay = min(backoff(owed.attempts + 1, asked=asked), WAIT_CAP)
+        with self.engine.store.write() as s:
+            pr = s.get(PullRequest, owed.id)
+            if pr is None or pr.lease_owner != self.owner:
+                return
+            pr.lease_owner = pr.lease_until = None
+            pr.attempts += 1
+            pr.run_after = self.engine.clock() + delay
+            pr.reason = f"waiting: {error.message}"
+
+    def _converged(self, owed: _Owed, status: DeliveryStatus, reason: str) -> None:
+        now = self.engine.clock()
+        with self.engine.store.write() as s:
+            pr = s.get(PullRequest, owed.id)
+            if pr is None or pr.lease_owner != self.owner:
+                return  # its lease lapsed and another worker took it
+            pr.lease_owner = pr.lease_until = None
+            pr.applied = max(pr.applied, owed.generation)
+            pr.attempts = 0
+            pr.reason = "" if status is DeliveryStatus.DONE else reason
+            store.settle_deliveries(
+                s, pr, generation=owed.generation, status=status, reason=reason, now=now
+            )
+
+    def _redeploy_main(self, delivery_id: str, work: dict[str, Any]) -> None:
+        """Redeploy the service in every space of the template that follows main (no
+        override of its version)."""
+        mapping = self.config.mapping(str(work.get("repository", "")))
+        failures = []
+        names: list[str] = []
+        if mapping is None:
+            failures.append("the repository is no longer configured")
+        else:
+            with self.engine.store.read() as s:
+                names = [
+                    x.name
+                    for x in q.spaces_of_template(s, mapping.template)
+                    if "version" not in x.overrides.get(mapping.service, {})
+                ]
+            for name in names:
+                try:
+                    self.deploys.deploy(
+                        name,
+                        service=mapping.service,
+                        version=None,
+                        sets={},
+                        actor=GITHUB,
+                        source=str(work.get("source", "push")),
+                    )
+                except LaunchbayError as e:
+                    failures.append(f"{name}: {e.message}")
+        service = mapping.service if mapping else "?"
+        with self.engine.store.write() as s:
+            row = store.delivery(s, delivery_id)
+            if row is None or row.lease_owner != self.owner:
+                return
+            row.lease_owner = row.lease_until = None
+            row.finished_at = self.engine.clock()
+            row.status = DeliveryStatus.FAILED if failures else DeliveryStatus.DONE
+            row.reason = "; ".join(failures) or f"redeployed {service} in {len(names)} space(s)"
+
+
+def _recorded(pr: PullRequest) -> Recorded | None:
+    if not pr.generation:  # a row just made: nothing recorded yet
+        return None
+    return Recorded(pr.state, pr.action, pr.head_sha, pr.updated_at)
+
+
+def _not_ours(name: str, number: int, origin: str | None) -> str:
+    made = f"by {origin}" if origin else "by hand"
+    return (
+        f"space {name!r} was made {made}, not for PR #{number}: it is left alone "
+        "(change the repository's `space` pattern to give PR spaces other names)"
+    )

@@ -40,4 +40,5 @@ def admin_only_when_shared() -> list[str]:
 def check_names(names: list[str], *, what: str) -> None:
     unknown = [n for n in names if n not in KINDS]
     if unknown:
-        raise Invalid(f"{what}: unknown runtime {unknown[0]!r} (known: {', '.join(NAMES)})")
+        *rest, last = [repr(n) for n in NAMES]
+        raise Invalid(f"{what}: unknown runtime {unknown[0]!r}; use {', '.join(rest)} or {last}")

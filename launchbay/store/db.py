@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,13 @@ class Store:
         self._writer = sessionmaker(writer, expire_on_commit=False)
         # Why the last write failed, until one succeeds: /readyz says not ready meanwhile.
         self.write_failure: str | None = None
+        # SQLite has one writer at a time, and one server owns its file: its writers take
+        # turns here, woken as soon as the one before commits, instead of in SQLite's busy
+        # handler, which polls with sleeps that grow to 100 ms (a burst of webhooks waited
+        # up to a second for that).
+        self._turns: AbstractContextManager[Any] = (
+            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -68,7 +77,7 @@ class Store:
         """A write transaction. A database that cannot take it (disk full, read-only,
         gone) raises StoreUnavailable naming why, which callers answer with 503."""
         try:
-            with self._writer() as session, session.begin():
+            with self._turns, self._writer() as session, session.begin():
                 yield session
         except OperationalError as e:
             reason = str(e.orig or e).strip().splitlines()[0]

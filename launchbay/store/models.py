@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from launchbay.domain.jobs import JobKind, JobState
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
+from launchbay.domain.webhooks import DeliveryStatus, PrState
 
 
 def _enum(kind: type[StrEnum], *, checked: bool = True) -> Enum:
@@ -117,6 +118,9 @@ class Space(Base):
     node: Mapped[str | None] = mapped_column(String(64), default=None)
     # How long its last provisioning took from start to every service ready.
     ready_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    # What made it, when not a person: `github:owner/repo#12` for a pull request's space.
+    # A webhook acts only on the spaces it made.
+    origin: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",
@@ -183,31 +187,58 @@ class Deploy(Base):
 
 
 class Delivery(Base):
-    """A webhook delivery, kept to answer a replay as a duplicate and to show what was done."""
+    """A webhook delivery: what it asked for and what became of it. An accepted one is work
+    owed (a pull request's state to converge, a push to redeploy) until it is done or
+    failed; GitHub's Redeliver of a failed, refused or ignored one is processed anew."""
 
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_work", "status", "event"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event: Mapped[str] = mapped_column(String(64))
     repository: Mapped[str] = mapped_column(String(255), default="")
     received_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, checked=False))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # A pull request delivery: the state it recorded is this generation of that PR.
+    pull_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pull_requests.id", ondelete="SET NULL"), default=None, index=True
+    )
+    generation: Mapped[int | None] = mapped_column(default=None)
+    # A push delivery: what to redeploy (its own work, claimed under a lease).
+    work: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class PullRequest(Base):
-    """A pull request's state as its newest delivery told it: late deliveries lose to it."""
+    """A pull request's wanted state as its newest delivery told it, and how far its space
+    has been brought to it: one row is one job, done when `applied` reaches `generation`."""
 
     __tablename__ = "pull_requests"
-    __table_args__ = (UniqueConstraint("repository", "number"),)
+    __table_args__ = (
+        UniqueConstraint("repository", "number"),
+        Index("ix_pull_requests_work", "applied", "generation"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    repository: Mapped[str] = mapped_column(String(255))
+    repository: Mapped[str] = mapped_column(String(255))  # lower case
     number: Mapped[int]
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[PrState] = mapped_column(_enum(PrState, checked=False))
     head_sha: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
+    # The action of the delivery that told this state (ties within one second).
+    action: Mapped[str] = mapped_column(String(64), default="", server_default="")
     space: Mapped[str] = mapped_column(String(63))
+    generation: Mapped[int] = mapped_column(default=1, server_default="1")
+    applied: Mapped[int] = mapped_column(default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    run_after: Mapped[datetime | None] = mapped_column(default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Why its last convergence failed or waits, if it did.
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Job(Base):

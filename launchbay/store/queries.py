@@ -14,10 +14,8 @@ from sqlalchemy.orm import Session
 from launchbay.domain.errors import Conflict, NotFound
 from launchbay.domain.phases import Phase
 from launchbay.store.models import (
-    Delivery,
     Deploy,
     Event,
-    PullRequest,
     ServiceState,
     Space,
     Token,
@@ -248,29 +246,11 @@ def deploy_by_id(session: Session, deploy_id: int) -> Deploy:
     return deploy
 
 
-def delivery(session: Session, delivery_id: str) -> Delivery | None:
-    return session.get(Delivery, delivery_id)
-
-
-def pull_request(session: Session, repository: str, number: int) -> PullRequest | None:
-    return session.scalar(
-        select(PullRequest).where(
-            PullRequest.repository == repository, PullRequest.number == number
-        )
-    )
-
-
 def spaces_of_template(session: Session, template: str) -> Sequence[Space]:
     return session.scalars(
         select(Space)
         .where(Space.live_name.is_not(None), Space.template == template)
         .order_by(Space.id)
-    ).all()
-
-
-def recent_deliveries(session: Session, *, limit: int) -> Sequence[Delivery]:
-    return session.scalars(
-        select(Delivery).order_by(Delivery.received_at.desc()).limit(limit)
     ).all()
 
 

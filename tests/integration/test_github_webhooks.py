@@ -69,7 +69,11 @@ def pull_request(
             "state": "closed" if action == "closed" else "open",
             "updated_at": at.isoformat(),
             "merged": False,
-            "head": {"sha": sha, "ref": "feature", "repo": {"full_name": head_repo or repo}},
+            "head": {
+                "sha": sha.ljust(40, "0"),
+                "ref": "feature",
+                "repo": {"full_name": head_repo or repo},
+            },
             "base": {"ref": "main", "repo": {"full_name": repo}},
         },
         "repository": {"full_name": repo, "default_branch": "main"},
@@ -219,7 +223,8 @@ def test_malformed_bodies_and_oversized_bodies_are_refused(server):
     wrong_shape = deliver(server, {"action": "opened", "repository": {"full_name": "acme/app"}})
     assert (
         wrong_shape.status_code == 422
-        and "not a pull_request payload" in wrong_shape.json()["detail"]
+        and "not a valid pull_request payload: number: field required"
+        in wrong_shape.json()["detail"]
     )
     huge = deliver(server, None, body=b"{" + b" " * 70000 + b"}")
     assert huge.status_code == 413
@@ -244,3 +249,110 @@ def test_a_server_with_github_but_no_secret_refuses_to_start(tmp_path, templates
     result = s.start_refused("--config", str(tmp_path / "c.yaml"))
     assert result.returncode == 2
     assert "LAUNCHBAY_TEST_GITHUB_SECRET is missing or shorter than 16 characters" in result.stderr
+
+
+def test_odd_headers_and_bodies_get_a_clear_4xx_never_a_500(server):
+    payload = pull_request("opened", number=20)
+    raw = json.dumps(payload).encode()
+    headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4())}
+    url = f"{server.url}/api/v1/webhooks/github"
+    non_ascii = httpx.post(
+        url,
+        content=raw,
+        headers={**headers, "Content-Type": "application/json"}
+        | {"X-Hub-Signature-256": ("sha256=é" + "0" * 63).encode("latin-1")},  # type: ignore[dict-item]
+    )
+    assert non_ascii.status_code == 401
+    assert "www-authenticate" not in non_ascii.headers  # no token would help
+    form = httpx.post(
+        url,
+        content=b"payload=" + raw,
+        headers={
+            **headers,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Hub-Signature-256": sign(SECRET.encode(), b"payload=" + raw),
+        },
+    )
+    assert form.status_code == 415
+    assert "content type must be application/json" in form.json()["detail"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = deliver(server, None, body=deep)
+    assert nested.status_code in (413, 422), nested.text
+    no_time_zone = pull_request("opened", number=20)
+    no_time_zone["pull_request"]["updated_at"] = "2026-11-01T12:00:00"
+    refused = deliver(server, no_time_zone)
+    assert refused.status_code == 422
+    assert "pull_request.updated_at" in refused.json()["detail"]
+    assert space_or_none(server, "pr-20-app") is None
+    assert "Traceback" not in server.log()
+
+
+def test_kill_9_with_deliveries_in_flight_every_delivery_ends_and_spaces_match_the_prs(server):
+    """30 deliveries over 10 PRs (open, push a commit, and for some a close), sent as fast as
+    GitHub would, then kill -9 right after the answers; after the restart every delivery
+    ends done or failed (or ignored, as stale) with a reason, and each PR has a space
+    exactly when it is open, at its last head."""
+    ids = []
+    last: dict[int, tuple[str, str]] = {}
+    for n in range(100, 110):
+        sent = [pull_request("opened", number=n, sha="aaaaaaa")]
+        sent.append(pull_request("synchronize", number=n, sha="bbbbbbb", at=T0 + timedelta(1)))
+        if n % 3 == 0:
+            sent.append(pull_request("closed", number=n, at=T0 + timedelta(2)))
+        for payload in sent:
+            delivery = str(uuid.uuid4())
+            assert deliver(server, payload, delivery=delivery).status_code == 202
+            ids.append(delivery)
+        last[n] = ("closed", "") if n % 3 == 0 else ("open", "bbbbbbb")
+    server.kill()
+    server.start()
+    wait_until(
+        lambda: (
+            len(finished := [d for d in deliveries(server) if d["status"] != "accepted"])
+            == len(ids)
+            and finished
+        ),
+        timeout=120,
+        what="every delivery finished after the restart",
+    )
+    seen = {d["id"]: d for d in deliveries(server)}
+    assert set(ids) <= set(seen)
+    assert all(seen[i]["status"] in ("done", "ignored") and seen[i]["reason"] for i in ids), [
+        seen[i] for i in ids if seen[i]["status"] not in ("done", "ignored")
+    ]
+    for n, (state, head) in last.items():
+        name = f"pr-{n}-app"
+        if state == "open":
+            wait_until(
+                lambda name=name, head=head: app_version(server, name) == head,
+                timeout=60,
+                what=f"{name} at {head}",
+            )
+        else:
+            wait_until(
+                lambda name=name: (
+                    (s := space_or_none(server, name)) is None or s["phase"] == "deleted"
+                ),
+                timeout=60,
+                what=f"{name} gone",
+            )
+
+
+def test_a_configuration_mistake_stops_the_server_naming_the_file_and_the_key(tmp_path, templates):
+    (tmp_path / "c.yaml").write_text(
+        CONFIG.replace(
+            "template: versioned\n      service: app\n      version",
+            "template: versioned\n      service: nope\n      version",
+        )
+    )
+    s = ServerProcess(
+        home=tmp_path / "badconfig",
+        templates=templates,
+        extra_env={"LAUNCHBAY_TEST_GITHUB_SECRET": SECRET},
+    )
+    s.home.mkdir()
+    pipeline_support.install(templates, versions=("v1",))
+    result = s.start_refused("--config", str(tmp_path / "c.yaml"))
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path / 'c.yaml'}: github.repositories.acme/app.service" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -217,14 +217,7 @@ def test_emulated_namespace_names_over_63_characters_are_refused_at_create(
             Requests(made).create(
                 CreateSpace(name="x" * 30, template="demo", runtime="kubernetes"), actor=ANN
             )
-        assert (
-            made.list_spaces(
-                SpaceFilter(),
-                limit=10,
-                before_id=None,
-            )[1]
-            == 0
-        )
+        assert Queries(made).spaces(SpaceFilter(), limit=10, before_id=None)[1] == 0
     finally:
         made.stop()
         store.close()

@@ -1,0 +1,154 @@
+"""Webhook deliveries and pull requests in the store: recording them, and claiming the
+work they owe under a lease. None of these commits: the caller's `store.write()` does.
+
+A pull request row is a job: it is owed work while `applied < generation`. A push
+delivery is a job while it is `accepted`. Claims take a lease (`lease_owner`,
+`lease_until`); on PostgreSQL candidates are locked `FOR UPDATE SKIP LOCKED`, on SQLite
+every write transaction is exclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from launchbay.domain.webhooks import DeliveryStatus, PrState
+from launchbay.store.models import Delivery, PullRequest
+
+Lease = InstrumentedAttribute[datetime | None]
+
+
+def delivery(session: Session, delivery_id: str, *, for_update: bool = False) -> Delivery | None:
+    return session.get(Delivery, delivery_id, with_for_update=for_update)
+
+
+def pull_request(session: Session, repository: str, number: int) -> PullRequest | None:
+    return session.scalar(
+        select(PullRequest)
+        .where(PullRequest.repository == repository.lower(), PullRequest.number == number)
+        .with_for_update()
+    )
+
+
+def add(session: Session, row: Delivery) -> bool:
+    """Record a new delivery; False if a concurrent copy of its id was recorded first."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def add_pull_request(session: Session, repository: str, number: int) -> PullRequest:
+    """A new pull request's row (generation 0: nothing recorded yet), locked; or, if a
+    concurrent delivery of the same PR recorded it first, that row, locked."""
+    row = PullRequest(
+        repository=repository.lower(),
+        number=number,
+        state=PrState.OPEN,
+        head_sha="",
+        updated_at=datetime.min.replace(tzinfo=UTC),
+        action="",
+        space="",
+        generation=0,
+        applied=0,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        found = pull_request(session, repository, number)
+        assert found is not None  # it exists: the insert clashed with it
+        return found
+    return row
+
+
+def recent(session: Session, *, limit: int) -> Sequence[Delivery]:
+    return session.scalars(
+        select(Delivery).order_by(Delivery.received_at.desc()).limit(limit)
+    ).all()
+
+
+def _free(
+    lease_until: InstrumentedAttribute[datetime | None], now: datetime
+) -> ColumnElement[bool]:
+    """No lease, or one that lapsed (its worker died)."""
+    return or_(lease_until.is_(None), lease_until < now)
+
+
+def claim_pull_request(
+    session: Session, *, owner: str, now: datetime, lease: timedelta
+) -> PullRequest | None:
+    """The pull request owed work the longest, now leased to `owner`; None if none is."""
+    pr = session.scalar(
+        select(PullRequest)
+        .where(
+            PullRequest.applied < PullRequest.generation,
+            or_(PullRequest.run_after.is_(None), PullRequest.run_after <= now),
+            _free(PullRequest.lease_until, now),
+        )
+        .order_by(PullRequest.run_after, PullRequest.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if pr is not None:
+        pr.lease_owner, pr.lease_until = owner, now + lease
+    return pr
+
+
+def claim_push(session: Session, *, owner: str, now: datetime, lease: timedelta) -> Delivery | None:
+    """The oldest accepted push delivery, now leased to `owner`; None if none is."""
+    found = session.scalar(
+        select(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.ACCEPTED,
+            Delivery.work.is_not(None),
+            _free(Delivery.lease_until, now),
+        )
+        .order_by(Delivery.received_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if found is not None:
+        found.lease_owner, found.lease_until = owner, now + lease
+    return found
+
+
+def release(session: Session, *, node: str) -> None:
+    """A server starting again on its data folder takes back its earlier run's leases at
+    once (its owners are `<node>/<boot>`), instead of waiting for them to lapse."""
+    mine = f"{node}/%"
+    for table in (PullRequest, Delivery):
+        session.execute(
+            update(table)
+            .where(table.lease_owner.like(mine))
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+def settle_deliveries(
+    session: Session,
+    pr: PullRequest,
+    *,
+    generation: int,
+    status: DeliveryStatus,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Every accepted delivery of `pr` up to `generation` ends with `status`."""
+    for item in session.scalars(
+        select(Delivery).where(
+            Delivery.pull_request_id == pr.id,
+            Delivery.status == DeliveryStatus.ACCEPTED,
+            Delivery.generation <= generation,
+        )
+    ):
+        item.status, item.finished_at = status, now
+        item.reason = reason if item.generation == generation else f"superseded: {reason}"
