@@ -48,6 +48,7 @@ __all__ = [
     "load_config",
     "serve",
 ]
+from launchbay.reporters.github import GitHubReporter
 from launchbay.runtimes import registry
 from launchbay.runtimes.base import RuntimeContext
 from launchbay.runtimes.kubernetes.kind import KubernetesSettings
@@ -83,26 +84,45 @@ def load_config(path: Path | None) -> ServerConfig:
     return parse_model(text, file=str(path), model=ServerConfig)
 
 
-def github_secret(config: GitHubConfig) -> bytes:
-    """The webhook secret, from an environment variable or a file; never a default."""
-    if config.secret_env:
-        value = os.environ.get(config.secret_env, "")
-        where = f"environment variable {config.secret_env}"
-    elif config.secret_file:
+def read_secret(env: str | None, file: str | None, *, what: str, minimum: int) -> str:
+    """A secret from an environment variable or a file; never a default."""
+    if env:
+        value = os.environ.get(env, "")
+        where = f"environment variable {env}"
+    elif file:
         try:
-            value = Path(config.secret_file).read_text().strip()
+            value = Path(file).read_text().strip()
         except OSError as e:
-            raise Invalid(
-                f"cannot read the GitHub webhook secret file {config.secret_file}: {e}"
-            ) from e
-        where = f"file {config.secret_file}"
+            raise Invalid(f"cannot read the {what} file {file}: {e}") from e
+        where = f"file {file}"
     else:
+        raise Invalid(f"set the {what}'s _env or _file")
+    if len(value) < minimum:
+        raise Invalid(f"the {what} in {where} is missing or shorter than {minimum} characters")
+    return value
+
+
+def github_secret(config: GitHubConfig) -> bytes:
+    """The webhook secret: webhooks are never accepted unsigned."""
+    if not (config.secret_env or config.secret_file):
         raise Invalid("github: set secret_env or secret_file; webhooks are never accepted unsigned")
-    if len(value) < 16:
+    return read_secret(
+        config.secret_env, config.secret_file, what="GitHub webhook secret", minimum=16
+    ).encode()
+
+
+def github_reporter(config: GitHubConfig) -> GitHubReporter | None:
+    """Telling pull requests about their spaces, if `github.report` asks for it."""
+    report = config.report
+    if report is None:
+        return None
+    if not (report.token_env or report.token_file):
         raise Invalid(
-            f"the GitHub webhook secret in {where} is missing or shorter than 16 characters"
+            "github.report: set token_env or token_file (a token that may write "
+            "deployments and issues)"
         )
-    return value.encode()
+    token = read_secret(report.token_env, report.token_file, what="GitHub token", minimum=8)
+    return GitHubReporter(token=token, api_url=report.api_url, comment=report.comment)
 
 
 @dataclass(frozen=True)
@@ -231,6 +251,9 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
             deploys=bay.deploys,
             config=settings.config.github,
             secret=github_secret(settings.config.github),
+            reporter=github_reporter(settings.config.github),
+            portal_url=(settings.config.github.report and settings.config.github.report.portal_url)
+            or settings.url,
         )
         problems = github.problems()
         if problems:

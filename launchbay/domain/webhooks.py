@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -73,12 +73,34 @@ def _only(pattern: str, allowed: tuple[str, ...]) -> str:
     return pattern
 
 
+class ReportConfig(BaseModel):
+    """Telling each pull request about its space, through GitHub's API (as a deployment of
+    an environment `launchbay/<space>`, and optionally one comment kept up to date)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_env: str | None = Field(default=None, description="environment variable with a token")
+    token_file: str | None = Field(default=None, description="file with a token")
+    api_url: str = Field(
+        default="https://api.github.com",
+        pattern=r"^https?://[^\s]+$",
+        description="GitHub Enterprise Server: https://HOST/api/v3",
+    )
+    comment: bool = Field(default=True, description="keep one comment on the PR up to date")
+    portal_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="the portal's address as people reach it (default: the server's)",
+    )
+
+
 class GitHubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     secret_env: str | None = Field(default=None, description="environment variable with the secret")
     secret_file: str | None = Field(default=None, description="file with the secret")
     max_body: int = Field(default=MAX_BODY, ge=1024, le=25 * 1024 * 1024)
+    report: ReportConfig | None = None
     # By "owner/name", matched as GitHub does: without regard to case.
     repositories: dict[str, RepoMapping] = {}
 
@@ -312,3 +334,82 @@ def decide(event: PullRequestEvent, mapping: RepoMapping, recorded: Recorded | N
     if state is PrState.CLOSED:
         return Decision(state, f"PR #{event.number} closed")
     return Decision(state, f"PR #{event.number} {event.action} at {event.head_sha[:7]}")
+
+
+# -- telling a pull request about its space ----------------------------------------------------
+
+DeploymentState = Literal["error", "failure", "inactive", "in_progress", "success"]
+# A deployment's state on GitHub for each phase of the space (None: nothing to tell).
+DEPLOYMENT_STATE: dict[str, DeploymentState] = {
+    "pending": "in_progress",
+    "provisioning": "in_progress",
+    "ready": "success",
+    "degraded": "success",
+    "failed": "failure",
+    "deleting": "inactive",
+    "deleted": "inactive",
+}
+
+
+@dataclass(frozen=True)
+class SpaceReport:
+    """What a pull request is told of its space, at its head commit."""
+
+    repository: str
+    number: int
+    head_sha: str
+    space: str
+    phase: str  # the space's phase, or "refused" when no space could be made
+    reason: str
+    endpoints: tuple[tuple[str, str], ...]  # (service/endpoint, url)
+    expires_at: datetime | None
+    link: str  # the space's page in the portal
+
+    @property
+    def state(self) -> DeploymentState | None:
+        return "error" if self.phase == "refused" else DEPLOYMENT_STATE.get(self.phase)
+
+    @property
+    def key(self) -> str:
+        """What was told: a report is sent again only when this changes."""
+        return f"{self.head_sha}:{self.phase}"
+
+    @property
+    def environment(self) -> str:
+        return f"launchbay/{self.space}"
+
+    @property
+    def environment_url(self) -> str:
+        """The first endpoint, else the space's page."""
+        return self.endpoints[0][1] if self.endpoints and self.phase == "ready" else self.link
+
+    @property
+    def description(self) -> str:
+        """One line, within GitHub's 140 characters."""
+        said = {
+            "ready": "ready",
+            "degraded": f"degraded: {self.reason}",
+            "failed": f"failed: {self.reason}",
+            "refused": f"no space: {self.reason}",
+            "deleting": "being deleted",
+            "deleted": "deleted",
+        }.get(self.phase, f"{self.phase}")
+        line = said.splitlines()[0] if said else self.phase
+        return line if len(line) <= 140 else line[:139] + "…"
+
+    def comment(self) -> str:
+        """The PR comment: phase, endpoints, expiry and a link, in Markdown."""
+        lines = [
+            f"**Launchbay** space [`{self.space}`]({self.link}): **{self.phase}** "
+            f"at {self.head_sha[:7]}"
+        ]
+        if self.reason and self.phase not in ("ready", "deleted"):
+            lines.append(f"> {self.reason.splitlines()[0][:500]}")
+        if self.endpoints and self.phase in ("ready", "degraded"):
+            lines.append("")
+            lines += [f"- {name}: {url}" for name, url in self.endpoints]
+        if self.expires_at is not None and self.phase not in ("deleting", "deleted"):
+            lines.append("")
+            lines.append(f"Expires {self.expires_at.strftime('%Y-%m-%d %H:%M UTC')}.")
+        lines.append(f"<!-- launchbay:{self.space} -->")
+        return "\n".join(lines)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -46,6 +46,7 @@ from launchbay.domain.webhooks import (
     PushPayload,
     Recorded,
     RepoMapping,
+    SpaceReport,
     decide,
     origin_of,
     read_payload,
@@ -57,6 +58,7 @@ from launchbay.domain.webhooks import (
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
 from launchbay.engine.requests import CreateSpace, Requests
+from launchbay.reporters.github import GitHubReporter, Held
 from launchbay.store import deliveries as store
 from launchbay.store import queries as q
 from launchbay.store.models import Delivery, PullRequest
@@ -129,12 +131,16 @@ class GitHubHooks:
         deploys: Deploys,
         config: GitHubConfig,
         secret: bytes,
+        reporter: GitHubReporter | None = None,
+        portal_url: str = "",
     ) -> None:
         self.engine = engine
         self.requests = requests
         self.deploys = deploys
         self.config = config
         self.secret = secret
+        self.reporter = reporter
+        self.portal_url = portal_url.rstrip("/")
         self.owner = f"{engine.settings.node}/{secrets.token_hex(4)}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -320,6 +326,8 @@ class GitHubHooks:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.reporter is not None:
+            self.reporter.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -357,7 +365,7 @@ class GitHubHooks:
         if work is not None:
             self._redeploy_main(*work)
             return True
-        return False
+        return self.report_once()
 
     def _converge(self, owed: _Owed) -> None:
         mapping = self.config.mapping(owed.repository)
@@ -475,6 +483,78 @@ class GitHubHooks:
             row.finished_at = self.engine.clock()
             row.status = DeliveryStatus.FAILED if failures else DeliveryStatus.DONE
             row.reason = "; ".join(failures) or f"redeployed {service} in {len(names)} space(s)"
+
+    # -- telling each pull request about its space ---------------------------------------------
+
+    def report_once(self) -> bool:
+        """Tell one pull request what became of its space since it was last told; False if
+        none has news (or nothing is configured to tell)."""
+        if self.reporter is None:
+            return False
+        now = self.engine.clock()
+        with self.engine.store.write() as s:
+            for pr in store.to_report(s, now=now):
+                report = self._report_of(s, pr)
+                if report is None and pr.state is PrState.CLOSED:
+                    pr.reported = f"{pr.head_sha}:deleted"  # it never had a space: done
+                if report is None or report.key == pr.reported:
+                    continue
+                pr.lease_owner, pr.lease_until = self.owner, now + LEASE
+                pr_id, held = pr.id, Held(pr.deployment_id, pr.deployment_sha, pr.comment_id)
+                break
+            else:
+                return False
+        try:
+            held = self.reporter.report(report, held)
+        except TemporaryError as e:
+            log.warning("telling %s: %s; trying again later", report.repository, e.message)
+            self._reported(pr_id, None, held, after=now + timedelta(seconds=e.delay))
+        except LaunchbayError as e:
+            log.warning("telling %s#%s: %s", report.repository, report.number, e.message)
+            self._reported(pr_id, report.key, held)  # not again for this state
+        else:
+            self._reported(pr_id, report.key, held)
+        return True
+
+    def _report_of(self, s: Session, pr: PullRequest) -> SpaceReport | None:
+        space = q.space_of_origin(s, pr.space, origin_of(pr.repository, pr.number))
+        if space is not None:
+            phase, reason, expires_at = space.phase.value, space.reason, space.expires_at
+            if phase == "ready" and space.observed_generation < space.generation:
+                phase = "provisioning"  # the head commit is still being deployed
+            endpoints = tuple(
+                (f"{x.name}/{name}", url)
+                for x in space.services
+                for name, url in sorted(x.endpoints.items())
+            )
+        elif pr.state is PrState.OPEN and pr.reason:  # no space could be made: say why
+            phase, reason, expires_at, endpoints = "refused", pr.reason, None, ()
+        else:
+            return None
+        return SpaceReport(
+            repository=pr.repository,
+            number=pr.number,
+            head_sha=pr.head_sha,
+            space=pr.space,
+            phase=phase,
+            reason=reason,
+            endpoints=endpoints,
+            expires_at=expires_at,
+            link=f"{self.portal_url}/spaces/{pr.space}",
+        )
+
+    def _reported(
+        self, pr_id: int, key: str | None, held: Held, *, after: datetime | None = None
+    ) -> None:
+        with self.engine.store.write() as s:
+            pr = s.get(PullRequest, pr_id)
+            if pr is None or pr.lease_owner != self.owner:
+                return
+            pr.lease_owner = pr.lease_until = None
+            pr.deployment_id, pr.deployment_sha = held.deployment_id, held.deployment_sha
+            pr.comment_id, pr.report_after = held.comment_id, after
+            if key is not None:
+                pr.reported = key
 
 
 def _recorded(pr: PullRequest) -> Recorded | None:

@@ -121,6 +121,23 @@ def claim_push(session: Session, *, owner: str, now: datetime, lease: timedelta)
     return found
 
 
+def to_report(session: Session, *, now: datetime) -> Sequence[PullRequest]:
+    """Pull requests whose space may have news for them: converged, not leased, not
+    waiting after a failed report, and not closed with their end told already."""
+    return session.scalars(
+        select(PullRequest)
+        .where(
+            PullRequest.generation > 0,
+            PullRequest.applied >= PullRequest.generation,
+            or_(PullRequest.report_after.is_(None), PullRequest.report_after <= now),
+            _free(PullRequest.lease_until, now),
+            or_(PullRequest.state == PrState.OPEN, ~PullRequest.reported.like("%:deleted")),
+        )
+        .order_by(PullRequest.id)
+        .limit(200)
+    ).all()
+
+
 def release(session: Session, *, node: str) -> None:
     """A server starting again on its data folder takes back its earlier run's leases at
     once (its owners are `<node>/<boot>`), instead of waiting for them to lapse."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Enum,
     Float,
@@ -239,6 +240,13 @@ class PullRequest(Base):
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     # Why its last convergence failed or waits, if it did.
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # What the pull request was last told of its space (SpaceReport.key), and what GitHub
+    # gave back for the next report: its deployment at the head commit, its comment.
+    reported: Mapped[str] = mapped_column(String(160), default="", server_default="")
+    report_after: Mapped[datetime | None] = mapped_column(default=None)
+    deployment_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    deployment_sha: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    comment_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Job(Base):

@@ -54,6 +54,16 @@ def live_space(session: Session, name: str) -> Space | None:
     return session.scalar(select(Space).where(Space.live_name == name))
 
 
+def space_of_origin(session: Session, name: str, origin: str) -> Space | None:
+    """The newest space of that name made by `origin`, live or deleted."""
+    return session.scalar(
+        select(Space)
+        .where(Space.name == name, Space.origin == origin)
+        .order_by(Space.id.desc())
+        .limit(1)
+    )
+
+
 def space_for_update(session: Session, space_id: int) -> Space:
     space = session.get(Space, space_id, with_for_update=not _is_sqlite(session))
     if space is None:

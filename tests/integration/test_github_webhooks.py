@@ -356,3 +356,91 @@ def test_a_configuration_mistake_stops_the_server_naming_the_file_and_the_key(tm
     assert result.returncode == 2, result.stderr
     assert f"{tmp_path / 'c.yaml'}: github.repositories.acme/app.service" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def github_api():
+    from tests.github_standin import GitHubStandIn, description
+
+    api = GitHubStandIn(description()).start()
+    yield api
+    api.stop()
+
+
+def test_the_pull_request_is_told_of_its_space_in_requests_githubs_api_description_accepts(
+    tmp_path, templates, github_api
+):
+    pipeline_support.install(templates, versions=("v1", "aaaaaaa"))
+    report = (
+        "  report:\n"
+        "    token_env: LAUNCHBAY_TEST_GITHUB_TOKEN\n"
+        f"    api_url: {github_api.url}\n"
+        "    portal_url: https://launchbay.example.com\n"
+    )
+    (tmp_path / "c.yaml").write_text(
+        CONFIG.replace("  max_body: 65536\n", "  max_body: 65536\n" + report)
+    )
+    s = ServerProcess(
+        home=tmp_path / "reports",
+        templates=templates,
+        extra_args=["--config", str(tmp_path / "c.yaml")],
+        extra_env={
+            "LAUNCHBAY_TEST_GITHUB_SECRET": SECRET,
+            "LAUNCHBAY_TEST_GITHUB_TOKEN": "ghp_test",
+        },
+    )
+    s.home.mkdir()
+    s.start()
+
+    def statuses(state: str, environment: str) -> list[Any]:
+        return [
+            c.body
+            for c in github_api.of("repos/create-deployment-status")
+            if c.body["state"] == state and c.body["environment"] == environment
+        ]
+
+    try:
+        deliver(s, pull_request("opened", number=1, sha="aaaaaaa"))  # runs: version exists
+        deliver(s, pull_request("opened", number=2, sha="ddddddd"))  # fails: no such version
+        wait_until(lambda: statuses("success", "launchbay/pr-1-app"), timeout=60, what="ready told")
+        (ready,) = statuses("success", "launchbay/pr-1-app")
+        assert ready["environment_url"].startswith("http://127.0.0.1:")
+        assert ready["log_url"] == "https://launchbay.example.com/spaces/pr-1-app"
+        wait_until(
+            lambda: statuses("failure", "launchbay/pr-2-app"), timeout=60, what="failure told"
+        )
+        assert "failed" in statuses("failure", "launchbay/pr-2-app")[0]["description"]
+        deliver(s, pull_request("closed", number=1, at=T0 + timedelta(minutes=1)))
+        wait_until(
+            lambda: statuses("inactive", "launchbay/pr-1-app"), timeout=60, what="deleted told"
+        )
+        deployments = github_api.of("repos/create-deployment")
+        assert {d.body["ref"][:7] for d in deployments} == {"aaaaaaa", "ddddddd"}
+        assert all(d.body["transient_environment"] for d in deployments)
+        comments = github_api.of("issues/create-comment")
+        assert sorted(c.path for c in comments) == [
+            "/repos/acme/app/issues/1/comments",
+            "/repos/acme/app/issues/2/comments",
+        ]  # one comment per pull request, then edited
+        wait_until(
+            lambda: any(
+                "**deleted**" in c.body["body"] for c in github_api.of("issues/update-comment")
+            ),
+            timeout=60,
+            what="the comment edited to say deleted",
+        )
+        assert github_api.problems() == []
+    finally:
+        s.stop()
+
+
+def test_the_github_stand_in_refuses_what_github_would_refuse(github_api):
+    refused = [
+        github_api.answer("POST", "/repos/a/b/deployments/1/statuses", b'{"state": "bogus"}'),
+        github_api.answer("POST", "/repos/a/b/deployments/x/statuses", b'{"state": "success"}'),
+        github_api.answer("POST", "/repos/a/b/deployments", b'{"environment": "e"}'),
+        github_api.answer("POST", "/repos/a/b/no-such-thing", b"{}"),
+    ]
+    assert [status for status, _ in refused] == [422, 422, 422, 404]
+    assert len(github_api.problems()) >= 4
+    github_api.calls.clear()

@@ -31,6 +31,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("lease_owner", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("reason", sa.Text(), server_default="", nullable=False))
+        batch_op.add_column(
+            sa.Column("reported", sa.String(length=160), server_default="", nullable=False)
+        )
+        batch_op.add_column(sa.Column("report_after", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("deployment_id", sa.BigInteger(), nullable=True))
+        batch_op.add_column(
+            sa.Column("deployment_sha", sa.String(length=64), server_default="", nullable=False)
+        )
+        batch_op.add_column(sa.Column("comment_id", sa.BigInteger(), nullable=True))
         batch_op.create_index("ix_pull_requests_work", ["applied", "generation"], unique=False)
     # What the earlier version recorded was acted on then: nothing is owed for it.
     op.execute("UPDATE pull_requests SET applied = generation, repository = lower(repository)")
@@ -76,6 +85,11 @@ def downgrade() -> None:
     with op.batch_alter_table("pull_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_pull_requests_work")
         for column in (
+            "comment_id",
+            "deployment_sha",
+            "deployment_id",
+            "report_after",
+            "reported",
             "reason",
             "lease_until",
             "lease_owner",
