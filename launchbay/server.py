@@ -197,6 +197,12 @@ def runtime_problems(template: Template) -> tuple[list[str], list[str]]:
     for kind in registry.KINDS.values():
         if kind.section not in template.sections():
             continue
+        if kind.validate is not None:
+            try:
+                problems += kind.validate(template)
+            except LaunchbayError as e:
+                notes.append(f"not checked by the {kind.name} runtime: {e.message}")
+            continue
         runtime = kind.make(context)
         if runtime is None:
             continue

@@ -16,7 +16,7 @@ from launchbay.domain.errors import Invalid
 
 REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 SERVICE_ATTRIBUTES = ("host", "port", "url", "version")
-SPACE_ATTRIBUTES = ("name", "owner")
+SPACE_ATTRIBUTES = ("name", "owner", "domain")
 TEMPLATE_ATTRIBUTES = ("dir",)
 
 
@@ -45,7 +45,7 @@ def check_reference(ref: str, *, params: set[str], services: set[str]) -> str | 
             return f"unknown attribute {parts[2]!r} in ${{{ref}}} (use one of {allowed})"
         return None
     return (
-        f"unknown reference ${{{ref}}}: use ${{space.name}}, ${{space.owner}}, "
+        f"unknown reference ${{{ref}}}: use ${{space.name}}, ${{space.owner}}, ${{space.domain}}, "
         "${template.dir}, ${params.NAME} or ${services.NAME.host|port|url|version}"
     )
 

@@ -229,8 +229,14 @@ def reference_values(
     params: Mapping[str, str],
     addresses: Mapping[ServiceName, Address],
     versions: Mapping[str, str],
+    domain: str = "localhost",
 ) -> dict[str, str]:
-    values = {"space.name": space, "space.owner": owner, "template.dir": str(template.folder)}
+    values = {
+        "space.name": space,
+        "space.owner": owner,
+        "space.domain": domain,
+        "template.dir": str(template.folder),
+    }
     values.update({f"params.{k}": v for k, v in params.items()})
     for name, address in addresses.items():
         values[f"services.{name}.host"] = address.host
@@ -248,8 +254,10 @@ def resolve_services(
     params: Mapping[str, str],
     overrides: Mapping[str, Mapping[str, str]],
     addresses: Mapping[ServiceName, Address],
+    domain: str = "localhost",
 ) -> dict[ServiceName, ResolvedService]:
-    """Every service of the template, overridden and interpolated for one space."""
+    """Every service of the template, overridden and interpolated for one space
+    (`domain`: the space's `${space.domain}`, as its runtime names it)."""
     services = {
         name: _apply_overrides(service, overrides.get(name, {}))
         for name, service in template.services.items()
@@ -261,6 +269,7 @@ def resolve_services(
         params=params,
         addresses=addresses,
         versions={name: s.version for name, s in services.items()},
+        domain=domain,
     )
     return {
         name: ResolvedService(name=name, spec=_interpolated(service, values, template.folder))

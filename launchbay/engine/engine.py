@@ -184,6 +184,7 @@ class Engine:
             params=snapshot.params,
             overrides=snapshot.overrides,
             addresses=addresses,
+            domain=runtime.domain(snapshot.ref),
         )
 
     def record_endpoints(

@@ -91,10 +91,11 @@ class Provisioning:
             self.engine.record_endpoints(snapshot, services, runtime)
             if runtime.starts_together(template):
                 self._bring_up_together(snapshot, template, services, runtime, cancel)
-                # Ports the runtime chose while starting (replicas) are known only now.
-                self.engine.record_endpoints(snapshot, services, runtime)
             else:
                 self._bring_up(snapshot, template, services, runtime, cancel)
+            # What the runtime made while starting (ports it chose, a chart's Ingress hosts)
+            # is known only now.
+            self.engine.record_endpoints(snapshot, services, runtime)
         except ServiceFailed as e:
             self._fail(snapshot, e.message, service=e.service)
         except (TemporaryError, Conflict):

@@ -163,6 +163,9 @@ class GuardedRuntime(Runtime):
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
         return self._call(lambda r: r.endpoints(space, service))
 
+    def domain(self, space: SpaceRef) -> str:
+        return self._call(lambda r: r.domain(space))
+
     def start(self, space: SpaceRef, service: ResolvedService) -> None:
         self._call(lambda r: r.start(space, service))
 

@@ -89,6 +89,10 @@ class Runtime(abc.ABC):
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
         """The service's endpoints as URLs a person can open, by endpoint name."""
 
+    def domain(self, space: SpaceRef) -> str:
+        """`${space.domain}`: the DNS name under which the space's hosts are reached."""
+        return "localhost"
+
     @abc.abstractmethod
     def start(self, space: SpaceRef, service: ResolvedService) -> None:
         """Run the service (or wake it). A no-op if it already runs as specified."""
@@ -199,6 +203,9 @@ class RuntimeKind:
     # Its services run on the server's own machine as the server's user: on a server that
     # listens beyond loopback, only admins may use it unless the operator says otherwise.
     admin_only_when_shared: bool = False
+    # What it can say of a template without a server's settings (`bay template validate`);
+    # None: the runtime made with no settings checks it (`Runtime.check_template`).
+    validate: Callable[[Template], list[str]] | None = None
 
 
 class Unloadable(Runtime):

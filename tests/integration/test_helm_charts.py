@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_every_chart_lints_strictly_and_renders(helm, chart):
     assert lint.code == 0, lint.stdout + lint.stderr
     rendered = helm_cli(helm, "template", "check", str(chart))
     assert rendered.code == 0, rendered.stderr
-    assert "kind: Deployment" in rendered.stdout
+    assert "\nkind: " in rendered.stdout  # it renders objects
 
 
 @pytest.mark.parametrize("replicas", [1, 3])
@@ -231,3 +232,25 @@ def test_set_values_keep_their_types_and_a_relative_chart_is_the_templates(helm,
     (deployment,) = rendered
     assert deployment["spec"]["replicas"] == 2
     assert deployment["metadata"]["annotations"]["replicas-kind"] in ("int", "int64", "float64")
+
+
+def test_validate_finds_a_missing_chart_and_what_helm_lint_finds_naming_the_service(tmp_path):
+    folder = tmp_path / "templates"
+    (folder / "broken").mkdir(parents=True)
+    (folder / "broken" / "Chart.yaml").write_text("apiVersion: v2\nname: broken\n")  # no version
+    (folder / "t.yaml").write_text(
+        "name: t\nttl: {default: 1h, max: 2h}\nservices:\n"
+        "  gone:\n    helm: {chart: ./no-such-chart}\n"
+        "  broken:\n    helm: {chart: ./broken}\n"
+        f"  fine:\n    helm: {{chart: {ROOT / 'tests' / 'material' / 'charts' / 'web'}}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "launchbay", "template", "validate", str(folder / "t.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"services.gone.helm.chart: no chart at {folder / 'no-such-chart'}" in result.stderr
+    assert "services.broken.helm.chart: [ERROR] Chart.yaml: version is required" in result.stderr
+    assert "services.fine" not in result.stderr and "Traceback" not in result.stderr

@@ -17,17 +17,19 @@ from kubernetes.client.exceptions import ApiException
 
 from launchbay.domain.auth import Actor
 from launchbay.domain.errors import Invalid, Refused
+from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import Engine, EngineSettings
 from launchbay.engine.loops import reap_once, reconcile_once
 from launchbay.engine.queries import Queries
 from launchbay.engine.requests import CreateSpace, Requests
+from launchbay.runtimes.base import SpaceRef
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.store.db import Store, sqlite_url
 from launchbay.store.queries import SpaceFilter
-from tests.kube_emulator import UNPULLABLE_IMAGE, RenderingInstaller, api_client
-from tests.support import wait_until
+from tests.kube_emulator import CRASHING_IMAGE, UNPULLABLE_IMAGE, RenderingInstaller, api_client
+from tests.support import ROOT, wait_until
 
 ANN = Actor("ann")
 
@@ -376,6 +378,10 @@ def test_emulated_statefulsets_daemonsets_and_jobs_report_their_own_readiness(cl
         },
     )
     ref = SpaceRef(name=SpaceName("wl-1"), owner="ann", template="t")
+    for kind, name in (("StatefulSet", "db"), ("DaemonSet", "agent"), ("Job", "migrate")):
+        runtime.installer.manifests[(namespace, name)] = [
+            {"kind": kind, "metadata": {"name": name}}
+        ]
 
     def seen(name: str):
         service = ResolvedService(
@@ -384,7 +390,7 @@ def test_emulated_statefulsets_daemonsets_and_jobs_report_their_own_readiness(cl
         return runtime.probe(ref, service)
 
     db = wait_until(
-        lambda: (o := seen("db")).detail != "no workload for release db" and o,
+        lambda: (o := seen("db")).detail != "waiting for StatefulSet 'db'" and o,
         timeout=20,
         what="db",
     )
@@ -487,3 +493,106 @@ def test_emulated_conflict_is_retried_and_the_change_goes_through(cluster, monke
     assert phase(make, "race-1", {"sleeping"}) == "sleeping"
     retries = [e.message for e in Queries(make).events("race-1") if e.kind == "retry"]
     assert len(retries) == 1 and "it changed meanwhile: 409 Conflict" in retries[0]
+
+
+# -- real charts as they are (tests/material/charts) ----------------------------------------
+
+CHARTS = ROOT / "tests" / "material" / "charts"
+
+
+def chart_template(templates: Path, name: str, services: str) -> None:
+    (templates / f"{name}.yaml").write_text(
+        f"name: {name}\nttl: {{default: 1h, max: 2h}}\nservices:\n{services}"
+    )
+
+
+def start(make: Engine, name: str, template: str, **sets: str) -> str:
+    Requests(make).create(
+        CreateSpace(name=name, template=template, runtime="kubernetes", sets=sets), actor=ANN
+    )
+    return phase(make, name, {"ready", "failed"})
+
+
+def test_emulated_a_chart_whose_objects_have_their_own_names_and_labels_runs_as_it_is(
+    cluster, templates
+):
+    engine, _, prefix, runtime = cluster
+    chart_template(
+        templates,
+        "shop",
+        f"""\
+  front:
+    endpoints: [{{name: home, path: /}}]
+    overridable: {{values: ["ingress.*", "image.*", "migrate.*"]}}
+    helm:
+      chart: {CHARTS / "web"}
+      values: {{ingress: {{host: "shop.${{space.domain}}"}}}}
+""",
+    )
+    make = engine()
+    assert start(make, "shop-1", "shop") == "ready", Queries(make).space("shop-1").reason
+    front = Queries(make).space("shop-1").service("front")
+    assert front is not None and "1/1 available" in front.detail
+    assert front.endpoints == {"home": "http://shop.shop-1.localhost/"}
+    # Its pods are found by their owners, not by a label the chart does not set.
+    runtime.sleep(
+        SpaceRef(name=SpaceName("shop-1"), owner="ann", template="shop"), [ServiceName("front")]
+    )
+    apps = client.AppsV1Api(runtime.api)
+    assert apps.read_namespaced_deployment("front-web", f"{prefix}shop-1").spec.replicas == 0
+
+    assert start(make, "shop-2", "shop", **{"front.values.ingress.enabled": "false"}) == "ready"
+    hint = Queries(make).space("shop-2").service("front").endpoints["home"]
+    assert hint == f"kubectl -n {prefix}shop-2 port-forward svc/front-web 80:80"
+
+    # A pre-install hook runs as helm runs it, and is not one of the release's objects.
+    assert start(make, "shop-4", "shop", **{"front.values.migrate.enabled": "true"}) == "ready"
+    jobs = client.BatchV1Api(runtime.api).list_namespaced_job(f"{prefix}shop-4").items
+    assert [j.metadata.name for j in jobs] == ["front-web-migrate"]
+
+    crashing = {"front.values.image.repository": CRASHING_IMAGE, "front.values.image.tag": "1"}
+    assert start(make, "shop-3", "shop", **crashing) == "failed"
+    reason = Queries(make).space("shop-3").reason
+    assert "CrashLoopBackOff" in reason and CRASHING_IMAGE in reason
+
+
+def test_emulated_a_chart_with_cluster_wide_objects_is_refused_before_install_naming_them(
+    cluster, templates
+):
+    engine, _, _, runtime = cluster
+    chart_template(
+        templates,
+        "observe",
+        f"""\
+  agent:
+    overridable: {{values: ["rbac.create"]}}
+    helm: {{chart: {CHARTS / "observer"}}}
+""",
+    )
+    make = engine()
+    installs = runtime.installer.installs
+    assert start(make, "obs-1", "observe") == "failed"
+    reason = Queries(make).space("obs-1").reason
+    assert "ClusterRole 'agent-observer' is cluster-wide" in reason
+    assert "ClusterRoleBinding 'agent-observer' is cluster-wide" in reason
+    assert runtime.installer.installs == installs  # nothing was installed
+    assert start(make, "obs-2", "observe", **{"agent.values.rbac.create": "false"}) == "ready"
+
+
+def test_emulated_a_release_of_only_a_job_is_completed_when_it_completes(cluster, templates):
+    engine, _, _, _ = cluster
+    chart_template(
+        templates,
+        "seeded",
+        f"""\
+  seed:
+    helm: {{chart: {CHARTS / "seed"}}}
+  web:
+    depends_on: [seed]
+    helm: {{chart: {CHARTS / "web"}, values: {{ingress: {{enabled: false}}}}}}
+""",
+    )
+    make = engine()
+    assert start(make, "seeded-1", "seeded") == "ready", Queries(make).space("seeded-1").reason
+    seed = Queries(make).space("seeded-1").service("seed")
+    assert seed is not None and seed.status == "completed" and seed.detail == "jobs complete"

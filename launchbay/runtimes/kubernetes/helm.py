@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,11 +20,22 @@ from launchbay.runtimes.base import RuntimeUnavailable, ServiceFailed
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
+def default_binary() -> str:
+    """helm on the PATH, else the one installed beside this Python (`scripts/install_helm.py`
+    puts it there)."""
+    beside = Path(sys.executable).parent / "helm"
+    return shutil.which("helm") or (str(beside) if beside.exists() else "helm")
+
+
 class Helm:
     def __init__(
-        self, binary: str = "helm", *, env: Mapping[str, str] | None = None, timeout: float = 600
+        self,
+        binary: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600,
     ) -> None:
-        self.binary = binary
+        self.binary = binary or default_binary()
         self.env = dict(env) if env is not None else None
         self.timeout = timeout
         self._major: int | None = None
@@ -88,6 +101,29 @@ class Helm:
                 ],
                 service=service,
             )
+
+    def lint(self, chart: Path) -> list[str]:
+        """What `helm lint --strict` finds wrong with a local chart, one line each."""
+        result = self._run(["lint", "--strict", str(chart)], service=None, check=False)
+        if result.code == 0:
+            return []
+        found = [
+            line.strip()
+            for line in (result.stdout + result.stderr).splitlines()
+            if line.strip().startswith(("[ERROR]", "[WARNING]", "Error:"))
+        ]
+        return found or [_last(result.stdout + result.stderr)]
+
+    def manifest(self, *, release: str, namespace: str) -> list[dict[str, Any]]:
+        """What the release installed (its hooks aside), parsed; empty if there is none."""
+        result = self._run(
+            ["get", "manifest", release, "--namespace", namespace], service=None, check=False
+        )
+        if result.code != 0:
+            if "not found" in result.stderr:
+                return []
+            raise RuntimeUnavailable(f"helm get manifest failed: {_last(result.stderr)}")
+        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
     def releases(self, namespace: str) -> list[str]:
         """The releases in a namespace, newest first (so uninstalling goes in reverse order)."""

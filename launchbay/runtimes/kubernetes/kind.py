@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from launchbay.domain.errors import Invalid
+from launchbay.domain.template import Template
 from launchbay.runtimes.base import Runtime, RuntimeContext, RuntimeKind, Unloadable
 
 log = logging.getLogger(__name__)
@@ -56,9 +59,31 @@ def make(context: RuntimeContext) -> Runtime | None:
     return KubernetesRuntime(LimitedApiClient(configuration), Helm(env=env), cluster)
 
 
+def validate(template: Template) -> list[str]:
+    """A template's local charts exist and pass `helm lint --strict` (no cluster needed)."""
+    from launchbay.runtimes.kubernetes.helm import Helm
+
+    problems = []
+    helm: Helm | None = None
+    for name, service in template.services.items():
+        section = service.helm
+        if section is None or section.repo or "://" in section.chart or "${" in section.chart:
+            continue
+        path = Path(section.chart)
+        path = path if path.is_absolute() else template.folder / path
+        where = f"{template.source}: services.{name}.helm.chart"
+        if not (path / "Chart.yaml").is_file():
+            problems.append(f"{where}: no chart at {path} (a folder with a Chart.yaml)")
+            continue
+        helm = helm or Helm(env={**os.environ, "HELM_CACHE_HOME": tempfile.gettempdir()})
+        problems += [f"{where}: {line}" for line in helm.lint(path)]
+    return problems
+
+
 KIND = RuntimeKind(
     name="kubernetes",
     section="helm",
     summary="Team Spaces: a namespace per space, a Helm release per service",
     make=make,
+    validate=validate,
 )

@@ -51,9 +51,15 @@ from launchbay.runtimes.kubernetes.naming import (
     release_for,
     service_address,
 )
+from launchbay.runtimes.kubernetes.release import ObjectRef, objects_of, placement_problems
 
-INSTANCE = "app.kubernetes.io/instance"
 WORKLOADS = ("deployments", "statefulsets", "daemonsets", "jobs")
+PLURAL = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+    "Job": "jobs",
+}
 REPLICAS_BEFORE_SLEEP = "launchbay.dev/replicas"
 PULL_FAILURES = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName")
 CRASHES = (
@@ -80,6 +86,22 @@ class Installer(Protocol):
     def uninstall(self, *, release: str, namespace: str, service: str) -> None: ...
 
     def releases(self, namespace: str) -> list[str]: ...
+
+    def manifest(self, *, release: str, namespace: str) -> list[dict[str, Any]]:
+        """What the release installed, as its manifest says (`helm get manifest`)."""
+        ...
+
+    def template(
+        self,
+        *,
+        release: str,
+        namespace: str,
+        section: HelmSection,
+        values: Mapping[str, Any],
+        service: str,
+    ) -> list[dict[str, Any]]:
+        """What the release would install, hooks included (`helm template`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,9 @@ class KubernetesRuntime(Runtime):
         self._pods: WatchCache | None = None
         self._events: WatchCache | None = None
         self._workload_caches: dict[str, WatchCache] = {}
+        # Each release's objects, by (namespace, release), as its manifest says.
+        self._manifests: dict[tuple[str, str], list[ObjectRef]] = {}
+        self._manifests_lock = threading.Lock()
 
     # -- the interface -------------------------------------------------------------------
 
@@ -164,17 +189,28 @@ class KubernetesRuntime(Runtime):
         }
 
     def endpoints(self, space: SpaceRef, service: ResolvedService) -> dict[str, str]:
-        """Ingress hosts under the base domain, or a port-forward hint where there is none."""
+        """The hosts of the Ingresses the release made, or a port-forward hint where it
+        made none: nothing is advertised that the chart does not create."""
         section = service.spec.helm
-        if section is None:
+        if section is None or not service.spec.endpoints:
             return {}
-        if self.settings.base_domain:
-            host = f"{service.name}-{space.name}.{self.settings.base_domain}"
-            return {e.name: f"http://{host}{e.path}" for e in service.spec.endpoints}
-        target = section.service or release_for(service.name)
+        namespace = self._namespace(space.name)
+        release = release_for(service.name)
+        hosts = self._ingress_hosts(namespace, release)
+        if hosts:
+            return {e.name: f"{hosts[0]}{e.path}" for e in service.spec.endpoints}
+        services = [
+            r.name for r in self._release_objects(namespace, release) if r.kind == "Service"
+        ]
+        target = section.service or (services[0] if services else release)
         port = section.port or 80
-        hint = f"kubectl -n {self._namespace(space.name)} port-forward svc/{target} {port}:{port}"
+        hint = f"kubectl -n {namespace} port-forward svc/{target} {port}:{port}"
         return {e.name: hint for e in service.spec.endpoints}
+
+    def domain(self, space: SpaceRef) -> str:
+        """`${space.domain}`: where a space's Ingress hosts go, under the base domain."""
+        base = self.settings.base_domain
+        return f"{space.name}.{base}" if base else f"{space.name}.localhost"
 
     def start(self, space: SpaceRef, service: ResolvedService) -> None:
         section = service.spec.helm
@@ -188,6 +224,20 @@ class KubernetesRuntime(Runtime):
         release = release_for(service.name)
         if self._wake(namespace, release):
             return
+        rendered = objects_of(
+            self.installer.template(
+                release=release,
+                namespace=namespace,
+                section=section,
+                values=section.values,
+                service=service.name,
+            )
+        )
+        problems = placement_problems(rendered, namespace)
+        if problems:
+            raise ServiceFailed(
+                service.name, f"chart {section.chart} cannot run in a space: {'; '.join(problems)}"
+            )
         self.installer.install(
             release=release,
             namespace=namespace,
@@ -195,49 +245,133 @@ class KubernetesRuntime(Runtime):
             values=section.values,
             service=service.name,
         )
+        self._forget(namespace, release)  # read the new manifest at the next look
 
     def probe(self, space: SpaceRef, service: ResolvedService) -> Observed:
+        """The release's own objects, as its manifest names them, judged by Kubernetes'
+        status conventions (kstatus): every workload observed at its generation with all
+        its replicas updated and available, Jobs complete, claims bound."""
         namespace = self._namespace(space.name)
         release = release_for(service.name)
-        found = {kind: self._of_release(kind, namespace, release) for kind in WORKLOADS}
-        if not any(found.values()):
-            # The watch may not have seen a release installed a moment ago: ask once.
-            found["deployments"] = [
-                d for d in self._list_deployments(namespace) if _release_of(d) == release
-            ]
-        if not any(found.values()):
-            return Observed(
-                running=False, healthy=None, detail=f"no workload for release {release}"
-            )
-        pods = self._of_release("pods", namespace, release)
+        objects = self._release_objects(namespace, release)
+        if not objects:
+            return Observed(running=False, healthy=None, detail=f"no release {release}")
+        found = self._workloads(namespace, objects)
+        pods = self._pods_of(namespace, found)
         trouble = _pod_trouble(pods)
         if trouble and any(reason in trouble for reason in (*PULL_FAILURES, *CRASHES)):
             return Observed(running=False, healthy=False, detail=trouble)
-        failed_job = next((_job_failure(j) for j in found["jobs"] if _job_failure(j)), "")
-        if failed_job:
-            return Observed(running=False, healthy=False, detail=failed_job)
+        failed = next((why for w in found["jobs"] if (why := _job_failure(w))), "") or next(
+            (why for d in found["deployments"] if (why := _deadline_exceeded(d))), ""
+        )
+        if failed:
+            return Observed(running=False, healthy=False, detail=failed)
+        missing = [r for r in objects if r.kind in PLURAL and not _named(found, r)]
+        if missing:
+            return Observed(running=True, healthy=False, detail=f"waiting for {missing[0]}")
+        jobs_only = bool(found["jobs"]) and not any(found[k] for k in WORKLOADS if k != "jobs")
+        if jobs_only and all(_job_complete(j) for j in found["jobs"]):
+            return Observed(running=False, healthy=True, detail="jobs complete", completed=True)
         scalable = found["deployments"] + found["statefulsets"]
         wanted = sum(w.spec.replicas or 0 for w in scalable)
         if scalable and wanted == 0 and not found["daemonsets"] and not found["jobs"]:
             return Observed(running=False, healthy=None, detail="scaled to zero")
-        if any(
-            not (w.status and w.status.observed_generation) for w in scalable + found["daemonsets"]
-        ):
-            return Observed(running=True, healthy=False, detail="rolling out")
+        if not any(found.values()):
+            kinds = sorted({r.kind for r in objects})
+            return Observed(running=True, healthy=True, detail=f"no workloads ({', '.join(kinds)})")
+        unbound = self._unbound_claims(namespace, objects)
         ready = (
             all(_rolled_out(d) for d in found["deployments"])
             and all(_statefulset_ready(x) for x in found["statefulsets"])
             and all(_daemonset_ready(x) for x in found["daemonsets"])
             and all(_job_complete(x) for x in found["jobs"])
+            and not unbound
         )
         restarts = sum(_restarts(p) for p in pods)
         detail = _summary(found) + (f", {restarts} restarts" if restarts else "")
+        detail += f"; claim {unbound[0]} not bound" if unbound else ""
         return Observed(
             running=True, healthy=ready, detail=detail + (f"; {trouble}" if trouble else "")
         )
 
-    def _of_release(self, kind: str, namespace: str, release: str) -> list[Any]:
-        return [x for x in self._cache(kind).in_namespace(namespace) if _release_of(x) == release]
+    def _release_objects(self, namespace: str, release: str) -> list[ObjectRef]:
+        """The release's objects, from its manifest (read once, then kept until it changes)."""
+        key = (namespace, release)
+        with self._manifests_lock:
+            known = self._manifests.get(key)
+        if known is None:
+            known = [
+                r
+                for r in objects_of(self.installer.manifest(release=release, namespace=namespace))
+                if not r.hook
+            ]
+            if known:
+                with self._manifests_lock:
+                    self._manifests[key] = known
+        return known
+
+    def _forget(self, namespace: str, release: str | None = None) -> None:
+        with self._manifests_lock:
+            for key in [k for k in self._manifests if k[0] == namespace]:
+                if release is None or key[1] == release:
+                    del self._manifests[key]
+
+    def _workloads(self, namespace: str, objects: Sequence[ObjectRef]) -> dict[str, list[Any]]:
+        """The release's workloads as the watches see them, by kind."""
+        found: dict[str, list[Any]] = {kind: [] for kind in WORKLOADS}
+        for ref in objects:
+            kind = PLURAL.get(ref.kind)
+            if kind is None:
+                continue
+            found[kind] += [
+                x for x in self._cache(kind).in_namespace(namespace) if x.metadata.name == ref.name
+            ]
+        return found
+
+    def _pods_of(self, namespace: str, workloads: Mapping[str, Sequence[Any]]) -> list[Any]:
+        """The pods the workloads own, following owner references (a Deployment's through
+        its ReplicaSets), as Kubernetes' garbage collector does."""
+        owners = {w.metadata.uid for ws in workloads.values() for w in ws if w.metadata.uid}
+        deployments = {d.metadata.uid for d in workloads["deployments"] if d.metadata.uid}
+        if deployments:
+            owners |= {
+                rs.metadata.uid
+                for rs in self._cache("replicasets").in_namespace(namespace)
+                if rs.metadata.uid and _owned_by(rs, deployments)
+            }
+        return [p for p in self._cache("pods").in_namespace(namespace) if _owned_by(p, owners)]
+
+    def _unbound_claims(self, namespace: str, objects: Sequence[ObjectRef]) -> list[str]:
+        names = [r.name for r in objects if r.kind == "PersistentVolumeClaim"]
+        if not names:
+            return []
+        try:
+            claims: list[Any] = self.core.list_namespaced_persistent_volume_claim(namespace).items
+        except ApiException as e:
+            raise _translated(e, verb="list", resource="persistentvolumeclaims") from e
+        bound = {c.metadata.name for c in claims if c.status and c.status.phase == "Bound"}
+        return [n for n in names if n not in bound]
+
+    def _ingress_hosts(self, namespace: str, release: str) -> list[str]:
+        """`scheme://host` of each rule of the release's Ingresses."""
+        hosts = []
+        for ref in self._release_objects(namespace, release):
+            if ref.kind != "Ingress":
+                continue
+            try:
+                ingress = self.net.read_namespaced_ingress(ref.name, namespace)
+            except ApiException as e:
+                if e.status == 404:
+                    continue
+                raise _translated(e, verb="get", resource="ingresses") from e
+            spec = ingress.spec
+            if spec is None:
+                continue
+            tls = {h for t in (spec.tls or []) for h in (t.hosts or [])}
+            for rule in spec.rules or []:
+                if rule.host:
+                    hosts.append(f"{'https' if rule.host in tls else 'http'}://{rule.host}")
+        return hosts
 
     def stop(self, space: SpaceRef, service: ServiceName) -> None:
         self._scale_to_zero(self._namespace(space.name), release=release_for(service))
@@ -254,6 +388,7 @@ class KubernetesRuntime(Runtime):
         self._refuse_unless_ours(found, space.name)
         for release in self.installer.releases(namespace):
             self.installer.uninstall(release=release, namespace=namespace, service=release)
+        self._forget(namespace)
         preconditions = (
             client.V1Preconditions(uid=found.metadata.uid) if found.metadata.uid else None
         )
@@ -295,11 +430,8 @@ class KubernetesRuntime(Runtime):
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
         namespace = self._namespace(space.name)
-        pods = [
-            p
-            for p in self._cache("pods").in_namespace(namespace)
-            if _release_of(p) == release_for(service)
-        ]
+        objects = self._release_objects(namespace, release_for(service))
+        pods = self._pods_of(namespace, self._workloads(namespace, objects))
         for pod in pods[:1]:
             try:
                 stream: Any = self.core.read_namespaced_pod_log(
@@ -468,7 +600,7 @@ class KubernetesRuntime(Runtime):
     def _scale_to_zero(self, namespace: str, *, release: str | None) -> None:
         """Scale Deployments and StatefulSets to zero, recording the replicas to restore."""
         for kind, workload in self._scalable(namespace):
-            if release is not None and _release_of(workload) != release:
+            if release is not None and not self._in_release(namespace, release, workload):
                 continue
             replicas = workload.spec.replicas or 0
             if replicas:
@@ -482,7 +614,8 @@ class KubernetesRuntime(Runtime):
         woken = False
         for kind, workload in self._scalable(namespace):
             before = (workload.metadata.annotations or {}).get(REPLICAS_BEFORE_SLEEP)
-            if _release_of(workload) == release and before and not workload.spec.replicas:
+            mine = self._in_release(namespace, release, workload)
+            if mine and before and not workload.spec.replicas:
                 patch = {
                     "metadata": {"annotations": {REPLICAS_BEFORE_SLEEP: None}},
                     "spec": {"replicas": int(before)},
@@ -490,6 +623,12 @@ class KubernetesRuntime(Runtime):
                 self._patch(kind, workload.metadata.name, namespace, patch)
                 woken = True
         return woken
+
+    def _in_release(self, namespace: str, release: str, workload: Any) -> bool:
+        return any(
+            r.kind == workload.kind and r.name == workload.metadata.name
+            for r in self._release_objects(namespace, release)
+        )
 
     def _scalable(self, namespace: str) -> list[tuple[str, Any]]:
         try:
@@ -527,12 +666,13 @@ class KubernetesRuntime(Runtime):
         def ours(obj: Any) -> bool:
             return bool(obj.metadata.namespace and obj.metadata.namespace.startswith(prefix))
 
-        if kind in ("statefulsets", "daemonsets", "jobs"):
+        if kind in ("statefulsets", "daemonsets", "jobs", "replicasets"):
             if kind not in self._workload_caches:
                 list_all = {
                     "statefulsets": self.apps.list_stateful_set_for_all_namespaces,
                     "daemonsets": self.apps.list_daemon_set_for_all_namespaces,
                     "jobs": client.BatchV1Api(self.api).list_job_for_all_namespaces,
+                    "replicasets": self.apps.list_replica_set_for_all_namespaces,
                 }[kind]
                 self._workload_caches[kind] = WatchCache(kind, list_all, selector="", keep=ours)
             cache = self._workload_caches[kind]
@@ -565,10 +705,20 @@ class KubernetesRuntime(Runtime):
         return cache
 
 
-def _release_of(obj: Any) -> str | None:
-    labels = obj.metadata.labels or {}
-    release: str | None = labels.get(INSTANCE) or obj.metadata.name
-    return release
+def _named(found: Mapping[str, Sequence[Any]], ref: ObjectRef) -> bool:
+    return any(x.metadata.name == ref.name for x in found[PLURAL[ref.kind]])
+
+
+def _owned_by(obj: Any, owners: set[str]) -> bool:
+    return any(o.uid in owners for o in obj.metadata.owner_references or [])
+
+
+def _deadline_exceeded(deployment: Any) -> str:
+    """A Deployment whose rollout gave up (its progressDeadlineSeconds passed)."""
+    for condition in (deployment.status.conditions if deployment.status else None) or []:
+        if condition.type == "Progressing" and condition.reason == "ProgressDeadlineExceeded":
+            return f"deployment {deployment.metadata.name}: {condition.message or condition.reason}"
+    return ""
 
 
 def _rolled_out(deployment: Any) -> bool:
