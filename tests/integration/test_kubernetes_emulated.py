@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from launchbay.domain.auth import Actor
-from launchbay.domain.errors import Invalid, Refused
+from launchbay.domain.errors import Invalid, LaunchbayError, Refused
 from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.spec import ResolvedService
+from launchbay.domain.template import Service
 from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import Engine, EngineSettings
@@ -25,10 +28,17 @@ from launchbay.engine.loops import reap_once, reconcile_once
 from launchbay.engine.queries import Queries
 from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.runtimes.base import SpaceRef
+from launchbay.runtimes.kubernetes.client import LimitedApiClient
 from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
 from launchbay.store.db import Store, sqlite_url
 from launchbay.store.queries import SpaceFilter
-from tests.kube_emulator import CRASHING_IMAGE, UNPULLABLE_IMAGE, RenderingInstaller, api_client
+from tests.kube_emulator import (
+    CRASHING_IMAGE,
+    HELD,
+    UNPULLABLE_IMAGE,
+    RenderingInstaller,
+    api_client,
+)
 from tests.support import ROOT, wait_until
 
 ANN = Actor("ann")
@@ -571,12 +581,13 @@ def test_emulated_a_chart_with_cluster_wide_objects_is_refused_before_install_na
     )
     make = engine()
     installs = runtime.installer.installs
-    assert start(make, "obs-1", "observe") == "failed"
-    reason = Queries(make).space("obs-1").reason
-    assert "ClusterRole 'agent-observer' is cluster-wide" in reason
-    assert "ClusterRoleBinding 'agent-observer' is cluster-wide" in reason
+    for name in ("obs-1", "obs-2"):  # two spaces of one template: each refused, whole
+        assert start(make, name, "observe") == "failed"
+        reason = Queries(make).space(name).reason
+        assert "ClusterRole 'agent-observer' is cluster-wide" in reason
+        assert "ClusterRoleBinding 'agent-observer' is cluster-wide" in reason
     assert runtime.installer.installs == installs  # nothing was installed
-    assert start(make, "obs-2", "observe", **{"agent.values.rbac.create": "false"}) == "ready"
+    assert start(make, "obs-3", "observe", **{"agent.values.rbac.create": "false"}) == "ready"
 
 
 def test_emulated_a_release_of_only_a_job_is_completed_when_it_completes(cluster, templates):
@@ -596,3 +607,111 @@ def test_emulated_a_release_of_only_a_job_is_completed_when_it_completes(cluster
     assert start(make, "seeded-1", "seeded") == "ready", Queries(make).space("seeded-1").reason
     seed = Queries(make).space("seeded-1").service("seed")
     assert seed is not None and seed.status == "completed" and seed.detail == "jobs complete"
+
+
+def test_emulated_a_charts_space_is_ready_only_once_every_workload_is(cluster, templates):
+    engine, _, prefix, runtime = cluster
+    chart_template(
+        templates,
+        "twin",
+        f"""\
+  web:
+    helm: {{chart: {CHARTS / "web"}, values: {{replicaCount: 2}}}}
+  agent:
+    helm: {{chart: {CHARTS / "observer"}, values: {{rbac: {{create: false}}}}}}
+""",
+    )
+    make = engine()
+    ref = SpaceRef(name=SpaceName("twin-1"), owner="ann", template="twin")
+    HELD.add(f"{prefix}twin-1")
+    try:
+        Requests(make).create(
+            CreateSpace(name="twin-1", template="twin", runtime="kubernetes"), actor=ANN
+        )
+        web = ResolvedService(
+            name=ServiceName("web"), spec=Service.model_validate({"helm": {"chart": "x"}})
+        )
+        seen = wait_until(
+            lambda: (o := runtime.probe(ref, web)).detail.startswith("0/2 available") and o,
+            timeout=30,
+            what="web's two replicas not available yet",
+        )
+        assert seen.running and seen.healthy is False
+        time.sleep(2)  # however long the rollout takes, the space waits for it
+        space = Queries(make).space("twin-1")
+        assert space.phase == "provisioning" and space.service("web").status == "starting"
+    finally:
+        HELD.discard(f"{prefix}twin-1")
+    assert phase(make, "twin-1", {"ready", "failed"}) == "ready"
+    ready = Queries(make).space("twin-1").service("web")
+    assert ready is not None and "2/2 available" in ready.detail
+    # Logs come from the release's own pods, found by their owners (the chart sets no
+    # instance label): the call goes to one of web's pods, whatever the emulator answers.
+    asked: list[str] = []
+    read = runtime.core.read_namespaced_pod_log
+
+    def spy(name: str, namespace: str, **kwargs: object) -> object:
+        asked.append(name)
+        return read(name, namespace, **kwargs)
+
+    runtime.core.read_namespaced_pod_log = spy  # type: ignore[method-assign]
+    try:
+        lines = list(runtime.logs(ref, ServiceName("web"), tail=10, follow=False))
+    except LaunchbayError as e:
+        lines = None
+        why = e.message
+    finally:
+        runtime.core.read_namespaced_pod_log = read  # type: ignore[method-assign]
+    assert len(asked) == 1 and asked[0].startswith("web-web-"), asked
+    if lines is None:
+        pytest.skip(f"the emulator does not serve pods/log ({why}); a real cluster does")
+
+
+def test_real_cluster_runs_both_test_charts(tmp_path, templates):
+    """Against a real cluster, with the real helm (LAUNCHBAY_E2E_KUBECONFIG: kind or k3d)."""
+    import os
+
+    kubeconfig = os.environ.get("LAUNCHBAY_E2E_KUBECONFIG")
+    if not kubeconfig:
+        pytest.skip(
+            "real-cluster run: set LAUNCHBAY_E2E_KUBECONFIG to a kind or k3d cluster's kubeconfig"
+        )
+    from launchbay.runtimes.kubernetes.client import load_configuration
+    from launchbay.runtimes.kubernetes.helm import Helm
+    from launchbay.runtimes.kubernetes.runtime import ClusterSettings as Settings
+
+    chart_template(
+        templates,
+        "both",
+        f"""\
+  web:
+    helm: {{chart: {CHARTS / "web"}, values: {{image: {{repository: busybox, tag: "1.36"}}}}}}
+  agent:
+    helm: {{chart: {CHARTS / "observer"}, values: {{rbac: {{create: false}}, image: busybox:1.36}}}}
+""",
+    )
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    runtime = KubernetesRuntime(
+        LimitedApiClient(load_configuration(kubeconfig=kubeconfig)),
+        Helm(env=os.environ | {"KUBECONFIG": kubeconfig}),
+        Settings(namespace_prefix="lbe2e-"),
+    )
+    make = Engine(
+        store=store,
+        runtimes={"kubernetes": runtime},
+        catalog=TemplateCatalog(templates),
+        settings=EngineSettings(),
+    )
+    Launchbay.of(make)
+    make.start()
+    try:
+        Requests(make).create(
+            CreateSpace(name="charts-1", template="both", runtime="kubernetes"), actor=ANN
+        )
+        assert phase(make, "charts-1", {"ready", "failed"}) == "ready"
+        Requests(make).delete("charts-1", actor=ANN)
+        phase(make, "charts-1", {"deleted"})
+    finally:
+        make.stop()
+        store.close()
