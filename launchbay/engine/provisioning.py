@@ -19,6 +19,7 @@ from launchbay.domain.auth import SYSTEM
 from launchbay.domain.durations import format_duration
 from launchbay.domain.errors import Conflict, LaunchbayError, TemporaryError
 from launchbay.domain.jobs import JobKind
+from launchbay.domain.logs import excerpt
 from launchbay.domain.names import ServiceName
 from launchbay.domain.phases import Phase, ServiceStatus
 from launchbay.domain.plan import Observed, phase_for
@@ -432,12 +433,12 @@ class Provisioning:
             )
 
     def log_tail(self, snapshot: Snapshot, service: str, runtime: Runtime) -> str:
+        """What its log says of why it failed (`domain.logs.excerpt` of its last lines)."""
         try:
-            return "".join(
-                runtime.logs(snapshot.ref, ServiceName(service), tail=20, follow=False)
-            ).rstrip()
+            text = "".join(runtime.logs(snapshot.ref, ServiceName(service), tail=500, follow=False))
         except LaunchbayError:
             return ""
+        return excerpt(text)
 
     def _provision_gave_up(self, job: Claimed, reason: str) -> None:
         """Retries ran out (the runtime stayed unavailable): the space fails, saying why."""

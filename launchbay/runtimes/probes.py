@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,9 @@ from launchbay.domain.template import HealthCheck
 from launchbay.runtimes import proc
 
 PROBE_TIMEOUT = 2.0
+_TAG = re.compile(r"<[^>]*>")
+# Of the body of an unhealthy answer, this much is read for its first line.
+BODY_READ = 4096
 
 
 def check(
@@ -29,12 +33,22 @@ def _http(host: str, port: int, path: str) -> tuple[bool, str]:
     connection = http.client.HTTPConnection(host, port, timeout=PROBE_TIMEOUT)
     try:
         connection.request("GET", path)
-        status = connection.getresponse().status
+        response = connection.getresponse()
+        status = response.status
+        said = _first_line(response.read(BODY_READ)) if status >= 400 else ""
     except (OSError, http.client.HTTPException) as e:
         return False, f"GET {path}: {e.__class__.__name__}: {e}"
     finally:
         connection.close()
-    return status < 400, f"GET {path}: {status}"
+    return status < 400, f"GET {path}: {status}" + (f": {said}" if said else "")
+
+
+def _first_line(body: bytes) -> str:
+    """The first line of a response body with text in it (an HTML page's tags aside),
+    which often says why (cut to 200 characters)."""
+    text = body.decode("utf-8", "replace")
+    line = next((t for x in text.splitlines() if (t := _TAG.sub("", x).strip())), "")
+    return line if len(line) <= 200 else line[:199] + "..."
 
 
 def _tcp(host: str, port: int) -> tuple[bool, str]:

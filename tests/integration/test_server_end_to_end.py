@@ -121,8 +121,8 @@ def test_a_service_that_never_becomes_healthy_fails_the_space_with_reason_and_lo
     result = server.bay("space", "create", "sick-1", "--template", "sick", "--wait")
     assert result.returncode == 6
     assert (
-        "bay: space 'sick-1' is failed: service 'web': not healthy after 2s (GET /healthz: 404)"
-        in result.stderr
+        "bay: space 'sick-1' is failed: service 'web': not healthy after 2s "
+        "(GET /healthz: 404: Error response)" in result.stderr
     )
     space = server.space("sick-1")
     assert space["phase"] == "failed"
