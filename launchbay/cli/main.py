@@ -42,11 +42,13 @@ class _Globals:
     context: str | None = None
     traceback: bool = False
     clients: list[Any] = []  # closed by main() when the command ends
+    output: str = "table"
 
 
 G = _Globals()
 
-Output = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+FORMATS = ("table", "wide", "name", "json", "yaml")
+Output = Annotated[str, typer.Option("--output", "-o", help="table, wide, name, json or yaml")]
 
 
 def _version(value: bool) -> None:
@@ -86,9 +88,21 @@ def _client() -> Any:
 
 
 def _check_output(output: str) -> bool:
-    if output not in ("table", "json"):
-        raise CliError(f"--output must be table or json, not {output!r}", ExitStatus.USAGE)
-    return output == "json"
+    """Whether the answer is printed as data (json, yaml, name) rather than as a table."""
+    if output not in FORMATS:
+        *rest, last = FORMATS
+        raise CliError(
+            f"--output must be {', '.join(rest)} or {last}, not {output!r}", ExitStatus.USAGE
+        )
+    G.output = output
+    return output in ("json", "yaml", "name")
+
+
+def _emit(data: Any) -> None:
+    """Data in the format asked for: JSON, YAML, or the names it holds one per line."""
+    from launchbay.cli.output import print_data
+
+    print_data(data, G.output)
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -286,7 +300,7 @@ def template_list(output: Output = "table") -> None:
     as_json = _check_output(output)
     templates = _client().get("/api/v1/templates")
     if as_json:
-        return print_json(templates)
+        return _emit(templates)
     from rich.table import Table
 
     from launchbay.cli.output import console
@@ -311,7 +325,7 @@ def template_show(name: str, output: Output = "table") -> None:
     as_json = _check_output(output)
     template = _client().get(f"/api/v1/templates/{name}")
     if as_json:
-        return print_json(template)
+        return _emit(template)
     out = _console()
     out.print(f"{template['name']}: {template['description']}", markup=False)
     out.print(
@@ -422,6 +436,7 @@ def space_list(
     runtime: Annotated[str | None, typer.Option(help="only this runtime")] = None,
     include_deleted: Annotated[bool, typer.Option(help="deleted spaces too")] = False,
     limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    no_headers: Annotated[bool, typer.Option("--no-headers", help="no header line")] = False,
 ) -> None:
     """Spaces, newest first."""
     as_json = _check_output(output)
@@ -437,11 +452,12 @@ def space_list(
         include_deleted=include_deleted or None,
     )
     if as_json:
-        return print_json(page["items"])
+        return _emit(page["items"])
     from launchbay.cli.output import space_table
 
     out = _console()
-    out.print(space_table(page["items"]) if page["items"] else "no spaces")
+    table = space_table(page["items"], wide=output == "wide", headers=not no_headers)
+    out.print(table if page["items"] else "no spaces")
     if page["total"] > len(page["items"]):
         out.print(f"({len(page['items'])} of {page['total']} shown; --limit for more)")
 
@@ -463,7 +479,7 @@ def space_extend(
     as_json = _check_output(output)
     space = _client().post(f"/api/v1/spaces/{name}/extend", {"by": by})
     if as_json:
-        return print_json(space)
+        return _emit(space)
     from launchbay.cli.output import relative
 
     print(f"{name} now expires {relative(space['expires_at'])} ({space['expires_at']})")
@@ -509,7 +525,7 @@ def space_deploy(
     path = f"/api/v1/spaces/{name}/deploy?wait={'true' if wait else 'false'}&timeout={timeout}"
     deploy = _client().post(path, body)
     if as_json:
-        print_json(deploy)
+        _emit(deploy)
     else:
         change = f"{deploy['from_version']} -> {deploy['to_version']}"
         print(f"deploy #{deploy['id']}: {service} {change}: {deploy['result']}")
@@ -523,7 +539,7 @@ def space_history(name: str, output: Output = "table") -> None:
     as_json = _check_output(output)
     deploys = _client().get(f"/api/v1/spaces/{name}/deploys")
     if as_json:
-        return print_json(deploys)
+        return _emit(deploys)
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -579,7 +595,7 @@ def space_events(name: str, output: Output = "table") -> None:
     as_json = _check_output(output)
     events = _client().get(f"/api/v1/spaces/{name}/events")
     if as_json:
-        return print_json(events)
+        return _emit(events)
     for event in reversed(events):
         print(f"{event['at']}  {event['actor']:<12} {event['kind']:<18} {event['message']}")
 
@@ -652,7 +668,7 @@ def doctor(output: Output = "table") -> None:
     except CliError as e:
         checks.append(("server", False, e.message))
     if as_json:
-        print_json([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
+        _emit([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
     else:
         for check, ok, detail in checks:
             print(f"{'ok ' if ok else 'BAD'} {check:<20} {detail}")
@@ -670,12 +686,6 @@ _register_ci(
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def print_json(data: Any) -> None:
-    from launchbay.cli.output import print_json as dump
-
-    dump(data)
-
-
 def _console() -> Any:
     from launchbay.cli.output import console
 
@@ -684,7 +694,7 @@ def _console() -> Any:
 
 def _print_space(space: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        return print_json(space)
+        return _emit(space)
     from launchbay.cli.output import show_space
 
     show_space(space)

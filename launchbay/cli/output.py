@@ -37,6 +37,23 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def print_data(data: Any, fmt: str) -> None:
+    """`json`, `yaml`, or `name`: the `name` of each item, one per line (for xargs)."""
+    if fmt == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    elif fmt == "name":
+        for item in data if isinstance(data, list) else [data]:
+            keys = ("name", "id", "check", "kind")
+            name = (
+                next((item[k] for k in keys if item.get(k)), "") if isinstance(item, dict) else item
+            )
+            sys.stdout.write(f"{name}\n")
+    else:
+        print_json(data)
+
+
 def relative(iso: str | None, *, now: datetime | None = None) -> str:
     if not iso:
         return "-"
@@ -67,35 +84,39 @@ def _coarse(text: str) -> str:
     return out
 
 
-def space_table(spaces: list[dict[str, Any]]) -> Any:
+def space_table(spaces: list[dict[str, Any]], *, wide: bool = False, headers: bool = True) -> Any:
+    """The spaces as a table; `wide` adds the expiry time, every endpoint and the reason."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in (
-        "NAME",
-        "TEMPLATE",
-        "RUNTIME",
-        "OWNER",
-        "PHASE",
-        "SERVICES",
-        "CREATED",
-        "EXPIRES",
-    ):
+    table = Table(box=None, pad_edge=False, header_style="bold", show_header=headers)
+    columns = ["NAME", "TEMPLATE", "RUNTIME", "OWNER", "PHASE", "SERVICES", "CREATED", "EXPIRES"]
+    if wide:
+        columns += ["EXPIRES AT", "ENDPOINTS", "REASON"]
+    for column in columns:
         table.add_column(column, overflow="fold")
     for space in spaces:
         services = space["services"]
         ready = sum(1 for s in services if s["status"] in ("ready", "completed"))
         phase = space["phase"]
-        table.add_row(
-            space["name"],
-            space["template"],
+        row = [
+            escape(space["name"]),
+            escape(space["template"]),
             space["runtime"],
-            space["owner"],
+            escape(space["owner"]),
             f"[{PHASE_STYLE.get(phase, 'white')}]{phase}[/]",
             f"{ready}/{len(services)}",
             relative(space["created_at"]),
             relative(space["expires_at"]),
-        )
+        ]
+        if wide:
+            endpoints = [u for s in services for u in s["endpoints"].values()]
+            row += [
+                space["expires_at"][:19].replace("T", " ") + "Z",
+                escape(" ".join(endpoints)) or "-",
+                escape((space["reason"] or "-").splitlines()[0]),
+            ]
+        table.add_row(*row)
     return table
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+import yaml
 
 from launchbay.cli import context
 from launchbay.cli.main import main
@@ -55,8 +56,9 @@ def test_traceback_flag_shows_the_details(bay, monkeypatch):
 def test_usage_errors_exit_2(bay):
     code, _, err = bay("space", "create", "x")
     assert code == 2 and "--template" in err
-    code, _, err = bay("space", "list", "-o", "yaml")
-    assert code == 2 and err.strip() == "bay: --output must be table or json, not 'yaml'"
+    code, _, err = bay("space", "list", "-o", "toml")
+    assert code == 2
+    assert err.strip() == "bay: --output must be table, wide, name, json or yaml, not 'toml'"
     code, _, err = bay("space", "create", "x", "--template", "t", "--set", "novalue")
     assert code == 2 and "--set 'novalue': write KEY=VALUE" in err
     code, _, err = bay("space", "create", "x", "--template", "t", "--timeout", "soon")
@@ -152,3 +154,20 @@ def test_piped_tables_never_cut_names_or_urls(server):
         assert shown.returncode == 0 and name in shown.stdout, shown.stdout
         assert "…" not in shown.stdout
     assert url in server.bay("space", "show", name).stdout
+
+
+def test_list_output_formats_for_people_and_for_scripts(server):
+    assert server.bay("space", "create", "fmt-1", "--template", "demo", "--wait").returncode == 0
+    as_json = json.loads(server.bay("space", "list", "-o", "json").stdout)
+    as_yaml = yaml.safe_load(server.bay("space", "list", "-o", "yaml").stdout)
+    assert as_yaml == as_json and as_json[0]["name"] == "fmt-1"
+    assert server.bay("space", "list", "-o", "name").stdout == "fmt-1\n"
+    assert server.bay("space", "show", "fmt-1", "-o", "name").stdout == "fmt-1\n"
+    url = next(s for s in as_json[0]["services"] if s["name"] == "web")["endpoints"]["web"]
+    wide = server.bay("space", "list", "-o", "wide", extra_env={"COLUMNS": "300"}).stdout
+    assert "EXPIRES AT" in wide and url in wide
+    bare = server.bay("space", "list", "--no-headers").stdout
+    assert "NAME" not in bare and bare.startswith("fmt-1")
+    wrong = server.bay("space", "list", "-o", "xml")
+    assert wrong.returncode == 2
+    assert "--output must be table, wide, name, json or yaml, not 'xml'" in wrong.stderr
