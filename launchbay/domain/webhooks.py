@@ -267,10 +267,11 @@ def space_name(pattern: str, *, number: int, repository: str) -> SpaceName:
     return parse_space_name(label)
 
 
-def version_of(mapping: RepoMapping, event: PullRequestEvent) -> str:
+def version_of(mapping: RepoMapping, *, head_sha: str, number: int) -> str:
+    """The service's version for a pull request's head commit (the mapping's pattern)."""
     return interpolate(
         mapping.version,
-        {"head_sha": event.head_sha, "number": str(event.number), "short_sha": event.head_sha[:7]},
+        {"head_sha": head_sha, "number": str(number), "short_sha": head_sha[:7]},
     )
 
 

@@ -388,20 +388,13 @@ class GitHubHooks:
             self._converged(owed, DeliveryStatus.DONE, reason)
 
     def _open(self, owed: _Owed, mapping: RepoMapping) -> str:
-        event = PullRequestEvent(
-            repository=owed.repository,
-            number=owed.number,
-            action="synchronize",
-            head_sha=owed.head_sha,
-            updated_at=self.engine.clock(),
-            from_fork=False,
-        )
+        version = version_of(mapping, head_sha=owed.head_sha, number=owed.number)
         want = CreateSpace(
             name=owed.space,
             template=mapping.template,
             runtime=mapping.runtime,
             ttl=mapping.ttl,
-            sets={f"{mapping.service}.version": version_of(mapping, event)},
+            sets={f"{mapping.service}.version": version},
             origin=owed.origin,
         )
         _, created = self.deploys.apply(want, actor=GITHUB, source=owed.source)
