@@ -30,7 +30,8 @@ from launchbay.domain.template import HelmSection
 from launchbay.runtimes.kubernetes.client import LimitedApiClient
 from launchbay.runtimes.kubernetes.helm import Helm
 
-# Namespaces whose rollouts the kubelet holds back, so that a test can see a space wait.
+# Namespaces whose rollouts and Jobs the kubelet holds back, so that a test can see a
+# space wait.
 HELD: set[str] = set()
 CRASHING_IMAGE = "launchbay-test/crashes"
 UNPULLABLE_IMAGE = "launchbay-test/never-pulls"
@@ -140,7 +141,8 @@ class Kubelet:
             if job.metadata.uid and job.metadata.uid not in self._done:
                 with contextlib.suppress(ApiException):
                     self._run_job(job)
-                    self._done.add(job.metadata.uid)
+                    if job.metadata.namespace not in HELD:
+                        self._done.add(job.metadata.uid)
         self._collect_garbage()
 
     def _patch_uid(self, kind: str, item: Any) -> None:
@@ -220,7 +222,7 @@ class Kubelet:
         namespace, name = job.metadata.namespace, job.metadata.name
         image = job.spec.template.spec.containers[0].image
         self._pod(namespace, f"{name}-x7k2p", job, "Job", job, image)
-        if job.status and job.status.conditions:
+        if (job.status and job.status.conditions) or namespace in HELD:
             return
         if _failing(image) is not None:
             condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
@@ -356,45 +358,27 @@ def _pod_status(image: str) -> dict[str, Any]:
     }
 
 
-# What the stand-in installer can create, by kind: (create, patch) of the official client.
-def _writers(api: Any) -> dict[str, tuple[Any, Any]]:
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    batch, net = client.BatchV1Api(api), client.NetworkingV1Api(api)
-    rbac = client.RbacAuthorizationV1Api(api)
-    return {
-        "Deployment": (apps.create_namespaced_deployment, apps.patch_namespaced_deployment),
-        "StatefulSet": (apps.create_namespaced_stateful_set, apps.patch_namespaced_stateful_set),
-        "DaemonSet": (apps.create_namespaced_daemon_set, apps.patch_namespaced_daemon_set),
-        "Job": (batch.create_namespaced_job, batch.patch_namespaced_job),
-        "Service": (core.create_namespaced_service, core.patch_namespaced_service),
-        "ConfigMap": (core.create_namespaced_config_map, core.patch_namespaced_config_map),
-        "Secret": (core.create_namespaced_secret, core.patch_namespaced_secret),
-        "ServiceAccount": (
-            core.create_namespaced_service_account,
-            core.patch_namespaced_service_account,
-        ),
-        "PersistentVolumeClaim": (
-            core.create_namespaced_persistent_volume_claim,
-            core.patch_namespaced_persistent_volume_claim,
-        ),
-        "Ingress": (net.create_namespaced_ingress, net.patch_namespaced_ingress),
-        "Role": (rbac.create_namespaced_role, rbac.patch_namespaced_role),
-        "RoleBinding": (rbac.create_namespaced_role_binding, rbac.patch_namespaced_role_binding),
-    }
-
-
-DELETERS = {
-    "Deployment": ("apps", "delete_namespaced_deployment"),
-    "StatefulSet": ("apps", "delete_namespaced_stateful_set"),
-    "DaemonSet": ("apps", "delete_namespaced_daemon_set"),
-    "Job": ("batch", "delete_namespaced_job"),
-    "Service": ("core", "delete_namespaced_service"),
-    "ConfigMap": ("core", "delete_namespaced_config_map"),
-    "Secret": ("core", "delete_namespaced_secret"),
-    "ServiceAccount": ("core", "delete_namespaced_service_account"),
-    "PersistentVolumeClaim": ("core", "delete_namespaced_persistent_volume_claim"),
-    "Ingress": ("net", "delete_namespaced_ingress"),
+# What the stand-in installer can make, by kind: the official client's namespaced
+# create, patch and delete of it.
+KINDS = {
+    "Deployment": ("AppsV1Api", "deployment"),
+    "StatefulSet": ("AppsV1Api", "stateful_set"),
+    "DaemonSet": ("AppsV1Api", "daemon_set"),
+    "Job": ("BatchV1Api", "job"),
+    "Service": ("CoreV1Api", "service"),
+    "ConfigMap": ("CoreV1Api", "config_map"),
+    "Secret": ("CoreV1Api", "secret"),
+    "ServiceAccount": ("CoreV1Api", "service_account"),
+    "PersistentVolumeClaim": ("CoreV1Api", "persistent_volume_claim"),
+    "Ingress": ("NetworkingV1Api", "ingress"),
+    "Role": ("RbacAuthorizationV1Api", "role"),
+    "RoleBinding": ("RbacAuthorizationV1Api", "role_binding"),
 }
+
+
+def _call(api: Any, kind: str, verb: str) -> Any:
+    group, resource = KINDS[kind]
+    return getattr(getattr(client, group)(api), f"{verb}_namespaced_{resource}")
 
 
 class RenderingInstaller:
@@ -405,12 +389,9 @@ class RenderingInstaller:
 
     def __init__(self, url: str, helm: Helm) -> None:
         self.api = api_client(url, rate=1000, burst=1000)
-        self.core, self.apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
-        self.batch, self.net = client.BatchV1Api(self.api), client.NetworkingV1Api(self.api)
         self.helm = helm
         self.installs = 0
         self.manifests: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._writers = _writers(self.api)
 
     def template(
         self,
@@ -447,26 +428,25 @@ class RenderingInstaller:
     def apply(self, namespace: str, manifest: dict[str, Any]) -> None:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         manifest["metadata"]["namespace"] = namespace  # the API server's part
-        create, patch = self._writers.get(kind, (None, None))
-        if create is None:
+        if kind not in KINDS:
             return
         try:
-            create(namespace, manifest)
+            _call(self.api, kind, "create")(namespace, manifest)
         except ApiException as e:
             if e.status != 409:
                 raise
-            patch(name, namespace, manifest)
+            _call(self.api, kind, "patch")(name, namespace, manifest)
 
     def manifest(self, *, release: str, namespace: str) -> list[dict[str, Any]]:
         return list(self.manifests.get((namespace, release), []))
 
     def uninstall(self, *, release: str, namespace: str, service: str) -> None:
-        apis = {"apps": self.apps, "batch": self.batch, "core": self.core, "net": self.net}
         for manifest in self.manifests.pop((namespace, release), []):
-            where = DELETERS.get(manifest["kind"])
-            if where is not None:
+            if manifest["kind"] in KINDS:
                 with contextlib.suppress(ApiException):
-                    getattr(apis[where[0]], where[1])(manifest["metadata"]["name"], namespace)
+                    _call(self.api, manifest["kind"], "delete")(
+                        manifest["metadata"]["name"], namespace
+                    )
 
     def releases(self, namespace: str) -> list[str]:
         return list(reversed([r for (ns, r) in self.manifests if ns == namespace]))

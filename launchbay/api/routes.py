@@ -204,7 +204,7 @@ def space_events(
     name: SpaceNameIn, queries: QueriesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[EventOut]:
     """Newest first."""
-    return [EventOut.of(e) for e in queries.events(name, limit=limit)]
+    return [EventOut.model_validate(e) for e in queries.events(name, limit=limit)]
 
 
 @router.get(

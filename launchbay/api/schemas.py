@@ -16,7 +16,7 @@ from launchbay.domain.names import (
     MAX_SPACE_NAME,
 )
 from launchbay.domain.template import RunsOn, Template
-from launchbay.engine.views import DeployView, EventView, JobView, SpaceView
+from launchbay.engine.views import DeployView, JobView, SpaceView
 from launchbay.runtimes import registry
 
 
@@ -172,6 +172,8 @@ class UserOut(BaseModel):
 
 
 class ServiceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     status: str
     version: str
@@ -186,6 +188,8 @@ class ServiceOut(BaseModel):
 class JobOut(BaseModel):
     """Work the engine owes a space, and how it went."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     kind: str = Field(description="provision, delete, sleep, restart, redeploy or reconcile")
     state: str = Field(description="queued, running, done or failed")
@@ -197,23 +201,10 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
-    @classmethod
-    def of(cls, job: JobView) -> JobOut:
-        return cls(
-            id=job.id,
-            kind=job.kind.value,
-            state=job.state.value,
-            attempts=job.attempts,
-            node=job.node,
-            reason=job.reason,
-            created_at=job.created_at,
-            run_after=job.run_after,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-        )
-
 
 class SpaceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     template: str
     runtime: str
@@ -247,39 +238,10 @@ class SpaceOut(BaseModel):
 
     @classmethod
     def of(cls, space: SpaceView, *, jobs: Sequence[JobView] = ()) -> SpaceOut:
-        return cls(
-            runtime_unavailable=space.runtime_unavailable,
-            jobs=[JobOut.of(job) for job in jobs],
-            name=space.name,
-            template=space.template,
-            runtime=space.runtime,
-            owner=space.owner,
-            phase=space.phase,
-            reason=space.reason,
-            params=space.params,
-            overrides=space.overrides,
-            created_at=space.created_at,
-            updated_at=space.updated_at,
-            expires_at=space.expires_at,
-            expired_at=space.expired_at,
-            deleted_at=space.deleted_at,
-            generation=space.generation,
-            observed_generation=space.observed_generation,
-            ready_seconds=space.ready_seconds,
-            origin=space.origin,
-            services=[
-                ServiceOut(
-                    name=s.name,
-                    status=s.status,
-                    version=s.version,
-                    detail=s.detail,
-                    restarts=s.restarts,
-                    endpoints=s.endpoints,
-                    ready_seconds=s.ready_seconds,
-                )
-                for s in space.services
-            ],
-        )
+        """The view as the API shows it (the view's fields, by name), with `jobs`."""
+        out = cls.model_validate(space)
+        out.jobs = [JobOut.model_validate(job) for job in jobs]
+        return out
 
 
 class SpaceList(BaseModel):
@@ -289,21 +251,13 @@ class SpaceList(BaseModel):
 
 
 class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     actor: str
     kind: str
     message: str
     phase: str | None
-
-    @classmethod
-    def of(cls, event: EventView) -> EventOut:
-        return cls(
-            at=event.at,
-            actor=event.actor,
-            kind=event.kind,
-            message=event.message,
-            phase=event.phase,
-        )
 
 
 class TemplateServiceOut(BaseModel):

@@ -1,10 +1,11 @@
-"""The engine: creates, provisions, reconciles, expires and deletes spaces.
+"""The engine's core: the store, the guarded runtimes, the workers and the catalog, and
+the recorders every part writes through.
 
-Every change to a space goes through here, recorded as an event that says who and why.
-Requests (create, delete, extend, sleep, wake) write the wanted state and a job in one
-transaction and return at once; workers on any replica run the jobs from the store, one
-at a time per space, so that a crash loses no accepted work. The reconcile loop queues a
-job for whatever differs from what was asked.
+Every change to a space goes through `set_phase` / `set_services` / `record` here, as an
+event that says who and why, so the phase follows the services in one place. The parts
+above it (`requests`, `provisioning`, `deploys`, `loops`, `queries`; wired by
+`assembly.Launchbay`) decide what to change; workers on any replica run the jobs from the
+store, one at a time per space, so that a crash loses no accepted work.
 """
 
 from __future__ import annotations

@@ -353,6 +353,9 @@ class GitHubHooks:
     def work_once(self) -> bool:
         """Converge one pull request or run one push delivery; False if nothing is owed."""
         now = self.engine.clock()
+        with self.engine.store.read() as s:
+            if not store.owed(s, now=now):
+                return self.report_once()
         with self.engine.store.write() as s:
             pr = store.claim_pull_request(s, owner=self.owner, now=now, lease=LEASE)
             owed = _Owed.of(pr) if pr is not None else None
@@ -485,18 +488,29 @@ class GitHubHooks:
         if self.reporter is None:
             return False
         now = self.engine.clock()
-        with self.engine.store.write() as s:
+        news: tuple[int, SpaceReport] | None = None
+        ended: list[int] = []  # closed pull requests that never had a space: nothing to tell
+        with self.engine.store.read() as s:  # an idle pass takes no write lock
             for pr in store.to_report(s, now=now):
                 report = self._report_of(s, pr)
                 if report is None and pr.state is PrState.CLOSED:
-                    pr.reported = f"{pr.head_sha}:deleted"  # it never had a space: done
-                if report is None or report.key == pr.reported:
-                    continue
-                pr.lease_owner, pr.lease_until = self.owner, now + LEASE
-                pr_id, held = pr.id, Held(pr.deployment_id, pr.deployment_sha, pr.comment_id)
-                break
-            else:
+                    ended.append(pr.id)
+                elif report is not None and report.key != pr.reported:
+                    news = (pr.id, report)
+                    break
+        if news is None and not ended:
+            return False
+        with self.engine.store.write() as s:
+            for done_id in ended:
+                if (done := s.get(PullRequest, done_id)) is not None:
+                    done.reported = f"{done.head_sha}:deleted"
+            if news is None:
                 return False
+            pr_id, report = news
+            leased = store.lease(s, pr_id, owner=self.owner, now=now, ttl=LEASE)
+            if leased is None or leased.head_sha != report.head_sha:
+                return True  # another worker has it, or it moved on: look again
+            held = Held(leased.deployment_id, leased.deployment_sha, leased.comment_id)
         try:
             held = self.reporter.report(report, held)
         except TemporaryError as e:

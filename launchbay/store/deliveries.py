@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -83,17 +83,37 @@ def _free(
     return or_(lease_until.is_(None), lease_until < now)
 
 
+def _owed_pull_request(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        PullRequest.applied < PullRequest.generation,
+        or_(PullRequest.run_after.is_(None), PullRequest.run_after <= now),
+        _free(PullRequest.lease_until, now),
+    )
+
+
+def _owed_push(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Delivery.status == DeliveryStatus.ACCEPTED,
+        Delivery.work.is_not(None),
+        _free(Delivery.lease_until, now),
+    )
+
+
+def owed(session: Session, *, now: datetime) -> bool:
+    """Whether a claim would find work: a read, so an idle worker takes no write lock."""
+    return bool(
+        session.scalar(select(exists().where(_owed_pull_request(now))))
+        or session.scalar(select(exists().where(_owed_push(now))))
+    )
+
+
 def claim_pull_request(
     session: Session, *, owner: str, now: datetime, lease: timedelta
 ) -> PullRequest | None:
     """The pull request owed work the longest, now leased to `owner`; None if none is."""
     pr = session.scalar(
         select(PullRequest)
-        .where(
-            PullRequest.applied < PullRequest.generation,
-            or_(PullRequest.run_after.is_(None), PullRequest.run_after <= now),
-            _free(PullRequest.lease_until, now),
-        )
+        .where(_owed_pull_request(now))
         .order_by(PullRequest.run_after, PullRequest.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -107,11 +127,7 @@ def claim_push(session: Session, *, owner: str, now: datetime, lease: timedelta)
     """The oldest accepted push delivery, now leased to `owner`; None if none is."""
     found = session.scalar(
         select(Delivery)
-        .where(
-            Delivery.status == DeliveryStatus.ACCEPTED,
-            Delivery.work.is_not(None),
-            _free(Delivery.lease_until, now),
-        )
+        .where(_owed_push(now))
         .order_by(Delivery.received_at)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -119,6 +135,17 @@ def claim_push(session: Session, *, owner: str, now: datetime, lease: timedelta)
     if found is not None:
         found.lease_owner, found.lease_until = owner, now + lease
     return found
+
+
+def lease(
+    session: Session, pr_id: int, *, owner: str, now: datetime, ttl: timedelta
+) -> PullRequest | None:
+    """The pull request, now leased to `owner`, if no live lease holds it."""
+    pr = session.get(PullRequest, pr_id, with_for_update=True)
+    if pr is None or (pr.lease_until is not None and pr.lease_until >= now):
+        return None
+    pr.lease_owner, pr.lease_until = owner, now + ttl
+    return pr
 
 
 def to_report(session: Session, *, now: datetime) -> Sequence[PullRequest]:

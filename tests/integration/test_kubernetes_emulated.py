@@ -564,6 +564,10 @@ def test_emulated_a_chart_whose_objects_have_their_own_names_and_labels_runs_as_
     assert start(make, "shop-3", "shop", **crashing) == "failed"
     reason = Queries(make).space("shop-3").reason
     assert "CrashLoopBackOff" in reason and CRASHING_IMAGE in reason
+    never = {"front.values.image.repository": UNPULLABLE_IMAGE, "front.values.image.tag": "2"}
+    assert start(make, "shop-5", "shop", **never) == "failed"
+    reason = Queries(make).space("shop-5").reason
+    assert f"ImagePullBackOff (image {UNPULLABLE_IMAGE}:2)" in reason
 
 
 def test_emulated_a_chart_with_cluster_wide_objects_is_refused_before_install_naming_them(
@@ -591,7 +595,7 @@ def test_emulated_a_chart_with_cluster_wide_objects_is_refused_before_install_na
 
 
 def test_emulated_a_release_of_only_a_job_is_completed_when_it_completes(cluster, templates):
-    engine, _, _, _ = cluster
+    engine, _, prefix, _ = cluster
     chart_template(
         templates,
         "seeded",
@@ -604,7 +608,24 @@ def test_emulated_a_release_of_only_a_job_is_completed_when_it_completes(cluster
 """,
     )
     make = engine()
-    assert start(make, "seeded-1", "seeded") == "ready", Queries(make).space("seeded-1").reason
+    HELD.add(f"{prefix}seeded-1")
+    try:
+        Requests(make).create(
+            CreateSpace(name="seeded-1", template="seeded", runtime="kubernetes"), actor=ANN
+        )
+        wait_until(
+            lambda: (
+                (s := Queries(make).space("seeded-1").service("seed")) and s.status == "starting"
+            ),
+            timeout=30,
+            what="seed running",
+        )
+        time.sleep(2)  # the Job has not completed: web, which needs it, has not started
+        space = Queries(make).space("seeded-1")
+        assert space.phase == "provisioning" and space.service("web").status == "pending"
+    finally:
+        HELD.discard(f"{prefix}seeded-1")
+    assert phase(make, "seeded-1", {"ready", "failed"}) == "ready"
     seed = Queries(make).space("seeded-1").service("seed")
     assert seed is not None and seed.status == "completed" and seed.detail == "jobs complete"
 
