@@ -9,6 +9,7 @@ cd "$REPO"
 ensure_venv dev
 ensure_postgres
 apt_install chromium   # the portal's browser tests run in Debian's headless Chromium
+apt_install zsh fish    # `bay completion` is tried in the real shells
 ensure_docker          # the compose runtime's tests run on a real Docker Engine
 ensure_helm            # every chart is linted and rendered by the real helm binary
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from launchbay.domain.durations import DURATION_PATTERN, format_duration
+from launchbay.domain.durations import DURATION_PATTERN, format_duration, instant
 from launchbay.domain.names import (
     LABEL_PATTERN,
     LETTER_LABEL_PATTERN,
@@ -18,6 +18,9 @@ from launchbay.domain.names import (
 from launchbay.domain.template import RunsOn, Template
 from launchbay.engine.views import DeployView, JobView, SpaceView
 from launchbay.runtimes import registry
+
+# Every time the API answers: `2026-12-02T08:00:00Z` (no microseconds, no `+00:00`).
+Instant = Annotated[datetime, PlainSerializer(instant, return_type=str, when_used="json")]
 
 
 class ErrorOut(BaseModel):
@@ -115,9 +118,9 @@ class DeployOut(BaseModel):
     result: str
     detail: str
     generation: int
-    requested_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    requested_at: Instant
+    started_at: Instant | None
+    finished_at: Instant | None
     duration_s: float | None
 
     @classmethod
@@ -150,10 +153,10 @@ class DeliveryOut(BaseModel):
     id: str
     event: str
     repository: str
-    received_at: datetime
+    received_at: Instant
     status: str = Field(description="accepted (work owed), done, failed, ignored or rejected")
     reason: str
-    finished_at: datetime | None
+    finished_at: Instant | None
 
 
 class ExtendIn(Body):
@@ -196,10 +199,10 @@ class JobOut(BaseModel):
     attempts: int
     node: str | None = Field(description="the server that must run it, if one must")
     reason: str = Field(description="why it failed, or why it is being retried")
-    created_at: datetime
-    run_after: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Instant
+    run_after: Instant
+    started_at: Instant | None
+    finished_at: Instant | None
 
 
 class SpaceOut(BaseModel):
@@ -213,11 +216,11 @@ class SpaceOut(BaseModel):
     reason: str
     params: dict[str, str]
     overrides: dict[str, dict[str, str]]
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime
-    expired_at: datetime | None
-    deleted_at: datetime | None
+    created_at: Instant
+    updated_at: Instant
+    expires_at: Instant
+    expired_at: Instant | None
+    deleted_at: Instant | None
     generation: int
     observed_generation: int
     ready_seconds: float | None = Field(
@@ -253,7 +256,7 @@ class SpaceList(BaseModel):
 class EventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    at: datetime
+    at: Instant
     actor: str
     kind: str
     message: str

@@ -1,7 +1,5 @@
 """`bay ci`: what a pipeline runs. Create-or-update, wait, print endpoints; clear failures."""
 
-from __future__ import annotations
-
 import json
 import os
 import re

@@ -1,7 +1,7 @@
-"""The `bay` command. Heavy modules (httpx, rich, the server) are imported only when used,
-so that `bay --version` and quick commands start fast."""
-
-from __future__ import annotations
+"""The `bay` command. Heavy modules (rich, yaml, the server) are imported only when used,
+so that quick commands start fast; nothing of the server stack is on the client's path.
+Annotations here are evaluated at import (no `from __future__ import annotations`): typer
+reads every command's signature on each run, and evaluating strings cost a quarter of it."""
 
 import dataclasses
 import os
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException  # typer's own copy of click
 
 from launchbay import __version__
 from launchbay.cli import context as ctx
@@ -48,7 +49,52 @@ class _Globals:
 G = _Globals()
 
 FORMATS = ("table", "wide", "name", "json", "yaml")
-Output = Annotated[str, typer.Option("--output", "-o", help="table, wide, name, json or yaml")]
+Output = Annotated[
+    str, typer.Option("--output", "-o", metavar="FORMAT", help="table, wide, name, json or yaml")
+]
+
+
+def _ask(path: str, **params: Any) -> Any:
+    """The server's answer for completion; None when it cannot be asked (completion never
+    prints an error into the shell)."""
+    from launchbay.cli.client import Client
+
+    try:
+        resolved = ctx.resolve(name=G.context, server=G.server, token=G.token)
+        return Client(resolved, timeout=3).get(path, **params)
+    except (CliError, ValueError):
+        return None
+
+
+def _starting(items: Any, incomplete: str) -> list[str]:
+    names = [str(i["name"]) for i in items or [] if isinstance(i, dict) and "name" in i]
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def _complete_space(incomplete: str) -> list[str]:
+    return _starting((_ask("/api/v1/spaces", limit=500) or {}).get("items"), incomplete)
+
+
+def _complete_template(incomplete: str) -> list[str]:
+    return _starting(_ask("/api/v1/templates"), incomplete)
+
+
+def _complete_service(context: typer.Context, incomplete: str) -> list[str]:
+    space = context.params.get("name")
+    answer = _ask(f"/api/v1/spaces/{space}") if space else None
+    return _starting((answer or {}).get("services"), incomplete)
+
+
+SpaceName = Annotated[
+    str, typer.Argument(metavar="NAME", help="the space", autocompletion=_complete_space)
+]
+ServiceName = Annotated[
+    str,
+    typer.Argument(
+        metavar="SERVICE", help="a service of the space", autocompletion=_complete_service
+    ),
+]
+Duration = Annotated[str, typer.Option(metavar="DURATION", help="how long --wait waits")]
 
 
 def _version(value: bool) -> None:
@@ -320,7 +366,10 @@ def template_list(output: Output = "table") -> None:
 
 
 @template_app.command("show")
-def template_show(name: str, output: Output = "table") -> None:
+def template_show(
+    name: Annotated[str, typer.Argument(metavar="TEMPLATE", autocompletion=_complete_template)],
+    output: Output = "table",
+) -> None:
     """A template's services, dependency order, parameters and TTL policy."""
     as_json = _check_output(output)
     template = _client().get(f"/api/v1/templates/{name}")
@@ -337,9 +386,15 @@ def template_show(name: str, output: Output = "table") -> None:
         out.print(f"  step {layer}: {', '.join(names)}", markup=False)
     for pname, param in template["params"].items():
         out.print(f"  param {pname} = {param['default']!r}  {param['description']}", markup=False)
-    out.print(
-        f"create one: bay space create NAME --template {template['name']} --wait", markup=False
-    )
+    if template["runtimes"]:
+        out.print(
+            f"create one: bay space create NAME --template {template['name']} --wait",
+            markup=False,
+        )
+    else:
+        out.print(
+            "no runtime this server enables can run it (`bay doctor` lists them)", markup=False
+        )
 
 
 @template_app.command("validate")
@@ -372,7 +427,7 @@ def template_validate(files: Annotated[list[Path], typer.Argument(help="template
         raise typer.Exit(ExitStatus.USAGE)
 
 
-def _runtime_problems(template: Template) -> list[str]:
+def _runtime_problems(template: "Template") -> list[str]:
     """The runtimes' own validation of a template (Compose's of a Compose file), where
     they are installed; a note on stderr for each that could not look."""
     from launchbay.server import runtime_problems
@@ -388,18 +443,23 @@ def _runtime_problems(template: Template) -> list[str]:
 
 @space_app.command("create")
 def space_create(
-    name: str,
-    template: Annotated[str, typer.Option("--template", "-t", help="template name")],
-    runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="a new space's name")],
+    template: Annotated[
+        str,
+        typer.Option("--template", "-t", metavar="TEMPLATE", autocompletion=_complete_template),
+    ],
+    runtime: Annotated[str | None, typer.Option(metavar="RUNTIME", help=RUNTIME_HELP)] = None,
     ttl: Annotated[
-        str | None, typer.Option(help="time to live, e.g. 2h (default: the template's)")
+        str | None,
+        typer.Option(metavar="DURATION", help="time to live, e.g. 2h (default: the template's)"),
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="SERVICE.KEY=VALUE, e.g. api.version=pr-1")
+        list[str] | None,
+        typer.Option("--set", metavar="SERVICE.KEY=VALUE", help="e.g. api.version=pr-1"),
     ] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", metavar="NAME=VALUE")] = None,
     wait: Annotated[bool, typer.Option(help="wait until it is ready, showing progress")] = False,
-    timeout: Annotated[str, typer.Option(help="how long --wait waits")] = "15m",
+    timeout: Duration = "15m",
     output: Output = "table",
 ) -> None:
     """Create a space from a template."""
@@ -431,11 +491,18 @@ def space_create(
 def space_list(
     output: Output = "table",
     mine: Annotated[bool, typer.Option(help="only my spaces")] = False,
-    phase: Annotated[str | None, typer.Option(help="only this phase")] = None,
-    template: Annotated[str | None, typer.Option(help="only this template")] = None,
-    runtime: Annotated[str | None, typer.Option(help="only this runtime")] = None,
+    phase: Annotated[str | None, typer.Option(metavar="PHASE", help="only this phase")] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEMPLATE", help="only this template", autocompletion=_complete_template
+        ),
+    ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(metavar="RUNTIME", help="only this runtime")
+    ] = None,
     include_deleted: Annotated[bool, typer.Option(help="deleted spaces too")] = False,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    limit: Annotated[int, typer.Option(metavar="N", help="at most this many")] = 100,
     no_headers: Annotated[bool, typer.Option("--no-headers", help="no header line")] = False,
 ) -> None:
     """Spaces, newest first."""
@@ -463,7 +530,7 @@ def space_list(
 
 
 @space_app.command("show")
-def space_show(name: str, output: Output = "table") -> None:
+def space_show(name: SpaceName, output: Output = "table") -> None:
     """One space: phase, owner, expiry, services and endpoints."""
     as_json = _check_output(output)
     _print_space(_client().get(f"/api/v1/spaces/{name}"), as_json)
@@ -471,8 +538,8 @@ def space_show(name: str, output: Output = "table") -> None:
 
 @space_app.command("extend")
 def space_extend(
-    name: str,
-    by: Annotated[str, typer.Option(help="how much longer, e.g. 1h")],
+    name: SpaceName,
+    by: Annotated[str, typer.Option(metavar="DURATION", help="how much longer, e.g. 1h")],
     output: Output = "table",
 ) -> None:
     """Give a space more time, within its template's maximum."""
@@ -487,9 +554,9 @@ def space_extend(
 
 @space_app.command("delete")
 def space_delete(
-    name: str,
+    name: SpaceName,
     wait: Annotated[bool, typer.Option(help="wait until it is gone")] = False,
-    timeout: Annotated[str, typer.Option(help="how long --wait waits")] = "10m",
+    timeout: Duration = "10m",
 ) -> None:
     """Delete a space and everything it runs. Idempotent."""
     seconds = _seconds(timeout)
@@ -508,14 +575,17 @@ def space_delete(
 
 @space_app.command("deploy")
 def space_deploy(
-    name: str,
-    service: str,
-    version: Annotated[str | None, typer.Option(help="the version to run, e.g. pr-123")] = None,
+    name: SpaceName,
+    service: ServiceName,
+    version: Annotated[
+        str | None, typer.Option(metavar="VERSION", help="the version to run, e.g. pr-123")
+    ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="KEY=VALUE of this service, e.g. env.DEBUG=1")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="of this service, e.g. env.DEBUG=1"),
     ] = None,
     wait: Annotated[bool, typer.Option(help="wait until the deploy has finished")] = False,
-    timeout: Annotated[str, typer.Option(help="how long --wait waits")] = "15m",
+    timeout: Duration = "15m",
     output: Output = "table",
 ) -> None:
     """Redeploy one service of a space; the others keep running untouched."""
@@ -534,7 +604,7 @@ def space_deploy(
 
 
 @space_app.command("history")
-def space_history(name: str, output: Output = "table") -> None:
+def space_history(name: SpaceName, output: Output = "table") -> None:
     """A space's deploys: which service, from which version to which, who, when, result."""
     as_json = _check_output(output)
     deploys = _client().get(f"/api/v1/spaces/{name}/deploys")
@@ -561,14 +631,14 @@ def space_history(name: str, output: Output = "table") -> None:
 
 
 @space_app.command("sleep")
-def space_sleep(name: str) -> None:
+def space_sleep(name: SpaceName) -> None:
     """Stop a space's services, keeping its state."""
     _client().post(f"/api/v1/spaces/{name}/sleep")
     print(f"{name} is going to sleep")
 
 
 @space_app.command("wake")
-def space_wake(name: str) -> None:
+def space_wake(name: SpaceName) -> None:
     """Start a sleeping space again."""
     _client().post(f"/api/v1/spaces/{name}/wake")
     print(f"{name} is waking up")
@@ -576,10 +646,10 @@ def space_wake(name: str) -> None:
 
 @space_app.command("logs")
 def space_logs(
-    name: str,
-    service: str,
+    name: SpaceName,
+    service: ServiceName,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
-    tail: Annotated[int, typer.Option(help="how many lines from the end")] = 200,
+    tail: Annotated[int, typer.Option(metavar="N", help="how many lines from the end")] = 200,
 ) -> None:
     """A service's log."""
     for line in _client().stream_lines(
@@ -590,14 +660,21 @@ def space_logs(
 
 
 @space_app.command("events")
-def space_events(name: str, output: Output = "table") -> None:
+def space_events(name: SpaceName, output: Output = "table") -> None:
     """What happened to a space: who did what, when, and why it failed."""
     as_json = _check_output(output)
     events = _client().get(f"/api/v1/spaces/{name}/events")
     if as_json:
         return _emit(events)
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("WHEN", "ACTOR", "KIND", "MESSAGE"):
+        table.add_column(column, overflow="fold")
     for event in reversed(events):
-        print(f"{event['at']}  {event['actor']:<12} {event['kind']:<18} {event['message']}")
+        table.add_row(event["at"], escape(event["actor"]), event["kind"], escape(event["message"]))
+    _console().print(table)
 
 
 # -- users, contexts, doctor -----------------------------------------------------------------
@@ -676,6 +753,23 @@ def doctor(output: Output = "table") -> None:
         raise typer.Exit(ExitStatus.ERROR)
 
 
+SHELLS = ("bash", "zsh", "fish")
+
+
+@app.command()
+def completion(
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish")],
+) -> None:
+    """Print the shell completion script: commands, options, and the server's space,
+    template and service names. bash: `source <(bay completion bash)`; zsh: the same in
+    ~/.zshrc; fish: `bay completion fish | source`."""
+    if shell not in SHELLS:
+        raise CliError(f"SHELL must be bash, zsh or fish, not {shell!r}", ExitStatus.USAGE)
+    from typer._completion_shared import get_completion_script
+
+    print(get_completion_script(prog_name="bay", complete_var=COMPLETE_VAR, shell=shell))
+
+
 from launchbay.cli.ci import register as _register_ci  # noqa: E402
 
 _register_ci(
@@ -717,8 +811,15 @@ def _seconds(text: str) -> float:
         raise CliError(e.message, ExitStatus.USAGE) from e
 
 
+COMPLETE_VAR = "_BAY_COMPLETE"
+
+
 def main() -> None:
     """Entry point: every error becomes one line and an exit status (--traceback for more)."""
+    if os.environ.get(COMPLETE_VAR):
+        from typer._completion_classes import completion_init
+
+        completion_init()  # the shells' completion classes; the script calls back here
     try:
         code = app(standalone_mode=False)
     except CliError as e:
@@ -730,8 +831,8 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.TyperException as e:  # click's usage errors: it prints them itself
-        e.show()  # type: ignore[attr-defined]
+    except ClickException as e:  # usage errors: typer's click prints them itself
+        e.show()
         sys.exit(ExitStatus.USAGE)
     except Exception as e:
         if G.traceback or os.environ.get("BAY_TRACEBACK"):

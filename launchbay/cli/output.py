@@ -166,7 +166,7 @@ def show_space(space: dict[str, Any]) -> None:
         f"expires {relative(space['expires_at'])} ({space['expires_at']})"
     )
     if space.get("reason"):
-        out.print(escape(space["reason"]), style="red", markup=False)
+        out.print(space["reason"], style="red", markup=False)
     out.print(service_table(space))
     for line in work_lines(space.get("jobs", [])):
         out.print(line, markup=False, highlight=False)

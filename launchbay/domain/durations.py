@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from launchbay.domain.errors import Invalid
 
@@ -49,3 +49,9 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return sign + "".join(parts)
+
+
+def instant(moment: datetime) -> str:
+    """A moment as machines read it everywhere Launchbay prints one: ISO 8601 in UTC, to the
+    second, with `Z` (`2026-12-02T08:00:00Z`)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from launchbay.domain.durations import instant
 from launchbay.domain.errors import Invalid
 from launchbay.domain.interpolation import interpolate
 from launchbay.domain.names import MAX_SPACE_NAME, SpaceName, parse_space_name
@@ -330,7 +331,7 @@ def decide(event: PullRequestEvent, mapping: RepoMapping, recorded: Recorded | N
         return Decision(
             None,
             f"stale delivery: PR #{event.number} is {recorded.state} since "
-            f"{recorded.updated_at.isoformat()} ({recorded.action})",
+            f"{instant(recorded.updated_at)} ({recorded.action})",
         )
     if state is PrState.CLOSED:
         return Decision(state, f"PR #{event.number} closed")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from launchbay.domain.auth import Actor, require_owner_or_admin
-from launchbay.domain.durations import format_duration, parse_duration
+from launchbay.domain.durations import format_duration, instant, parse_duration
 from launchbay.domain.errors import Conflict, Forbidden, Invalid, Refused
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import parse_space_name
@@ -170,7 +170,7 @@ class Requests:
                 kind="extended",
                 now=now,
                 message=f"TTL extended by {format_duration(duration)}; "
-                f"expires {space.expires_at.isoformat(timespec='seconds')}",
+                f"expires {instant(space.expires_at)}",
             )
         return self.engine.view(space)
 

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from launchbay.domain.auth import Actor
-from launchbay.domain.durations import format_duration, parse_duration
+from launchbay.domain.durations import format_duration, instant, parse_duration
 from launchbay.domain.errors import (
     Conflict,
     Invalid,
@@ -288,7 +288,7 @@ class GitHubHooks:
     def _duplicate(self, delivery_id: str) -> Accepted:
         with self.engine.store.read() as s:
             row = store.delivery(s, delivery_id)
-            said = f"{row.status} at {row.received_at.isoformat()}" if row else "received"
+            said = f"{row.status} at {instant(row.received_at)}" if row else "received"
         return Accepted(delivery_id, "duplicate", f"already {said}")
 
     def _ignore(self, delivery_id: str, event: str, repository: str, reason: str) -> Accepted:

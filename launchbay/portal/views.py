@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from launchbay.domain.auth import Actor, may_change
-from launchbay.domain.durations import format_duration
+from launchbay.domain.durations import format_duration, instant
 from launchbay.domain.phases import Phase
 from launchbay.domain.template import Template
 
 
 def iso(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else ""
+    return instant(moment) if moment else ""
 
 
 def relative(moment: datetime | None, *, now: datetime | None = None) -> str:

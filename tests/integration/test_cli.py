@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -171,3 +175,67 @@ def test_list_output_formats_for_people_and_for_scripts(server):
     wrong = server.bay("space", "list", "-o", "xml")
     assert wrong.returncode == 2
     assert "--output must be table, wide, name, json or yaml, not 'xml'" in wrong.stderr
+
+
+def _in_shell(server, shell: list[str], script: str) -> str:
+    """`script` run by a real shell with `bay` on its PATH, against the live server."""
+    env = server.env | {
+        "BAY_SERVER": server.url,
+        "BAY_TOKEN": server.admin_token,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        [*shell, script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_completion_scripts_complete_commands_and_a_live_servers_space_names(server):
+    for name in ("comp-alpha", "comp-beta", "other"):
+        assert server.bay("space", "create", name, "--template", "demo").returncode == 0
+    scripts = {shell: server.bay("completion", shell).stdout for shell in ("bash", "zsh", "fish")}
+    assert "complete " in scripts["bash"] and "compdef" in scripts["zsh"]
+    assert "complete --command bay" in scripts["fish"]
+
+    bash = """source <(bay completion bash)
+    complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bay_completion bay; echo "${COMPREPLY[*]}"; }
+    complete_words bay sp
+    complete_words bay space show comp-
+    complete_words bay space create x --template de
+    complete_words bay space logs comp-alpha w"""
+    lines = _in_shell(server, ["bash", "-c"], bash).splitlines()
+    assert lines == ["space", "comp-alpha comp-beta", "demo", "web"]
+
+    # zsh: the real script in a real zsh, with compsys's two entry points standing in.
+    zsh = """compdef() { : }
+    _arguments() { print -r -- "$@" }
+    source <(bay completion zsh)
+    words=(bay space show comp-a); CURRENT=4; _bay_completion"""
+    assert "comp-alpha" in _in_shell(server, ["zsh", "-c"], zsh)
+    fish = 'bay completion fish | source; complete -C "bay space show comp-"'
+    assert _in_shell(server, ["fish", "-c"], fish).split() == ["comp-alpha", "comp-beta"]
+    unknown = server.bay("completion", "tcsh")
+    assert unknown.returncode == 2 and "bash, zsh or fish" in unknown.stderr
+
+
+def test_help_speaks_of_names_and_durations_not_python_types(server):
+    for args in (("space", "create"), ("space", "logs"), ("space", "list"), ("space", "extend")):
+        shown = server.bay(*args, "--help", extra_env={"COLUMNS": "120"}).stdout
+        assert "<str>" not in shown and "{name}" not in shown and "<bool>" not in shown, shown
+        assert "list[str]" not in shown
+    assert "NAME SERVICE" in server.bay("space", "logs", "--help").stdout
+    assert "DURATION" in server.bay("space", "extend", "--help").stdout
+
+
+def test_events_have_a_header_and_machine_times_are_iso_with_seconds_and_z(server):
+    assert server.bay("space", "create", "times", "--template", "demo", "--wait").returncode == 0
+    shown = server.bay("space", "events", "times", extra_env={"COLUMNS": "200"}).stdout
+    assert shown.split()[:4] == ["WHEN", "ACTOR", "KIND", "MESSAGE"]
+    space = json.loads(server.bay("space", "show", "times", "-o", "json").stdout)
+    stamps = [space["created_at"], space["expires_at"], space["updated_at"]]
+    stamps += [
+        e["at"] for e in json.loads(server.bay("space", "events", "times", "-o", "json").stdout)
+    ]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
