@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import IO
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from launchbay.api.app import create_app
 from launchbay.api.follows import FollowLimits, Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY
 from launchbay.domain.errors import Invalid, LaunchbayError, Refused
 from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
+from launchbay.domain.notices import Channel, NotifyConfig
 from launchbay.domain.template import Template
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
@@ -72,6 +73,7 @@ class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     github: GitHubConfig | None = None
+    notifications: NotifyConfig = Field(default_factory=NotifyConfig)
 
 
 def load_config(path: Path | None) -> ServerConfig:
@@ -109,6 +111,22 @@ def github_secret(config: GitHubConfig) -> bytes:
     return read_secret(
         config.secret_env, config.secret_file, what="GitHub webhook secret", minimum=16
     ).encode()
+
+
+def server_channels(config: NotifyConfig) -> list[Channel]:
+    """The config's channels; a JSON one signs with its secret, which it must have."""
+    channels = []
+    for i, channel in enumerate(config.channels):
+        secret = b""
+        if channel.kind == "json":
+            secret = read_secret(
+                channel.secret_env,
+                channel.secret_file,
+                what=f"notifications.channels[{i}] signing key",
+                minimum=16,
+            ).encode()
+        channels.append(Channel(kind=channel.kind, url=channel.url, secret=secret))
+    return channels
 
 
 def github_reporter(config: GitHubConfig) -> GitHubReporter | None:
@@ -248,7 +266,10 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     accounts = Accounts(store, clock=clock)
     if accounts.bootstrap(settings.token_file):
         log.info("first start: admin token written to %s (mode 0600)", settings.token_file)
-    bay = Launchbay.of(engine)
+    notify = settings.config.notifications
+    bay = Launchbay.of(
+        engine, notify=notify, channels=server_channels(notify), public_url=settings.url
+    )
     github = None
     if settings.config.github is not None:
         github = GitHubHooks(

@@ -11,6 +11,7 @@ from launchbay.domain.auth import Actor
 from launchbay.engine.accounts import Accounts
 from launchbay.engine.assembly import Launchbay
 from launchbay.engine.deploys import Deploys
+from launchbay.engine.notices import Notifier
 from launchbay.engine.queries import Queries
 from launchbay.engine.requests import Requests
 
@@ -30,6 +31,10 @@ def queries(request: Request) -> Queries:
 
 def deploys(request: Request) -> Deploys:
     return bay(request).deploys
+
+
+def notifier(request: Request) -> Notifier:
+    return bay(request).notifier
 
 
 def accounts(request: Request) -> Accounts:
@@ -54,5 +59,6 @@ def actor(
 RequestsDep = Annotated[Requests, Depends(requests)]
 QueriesDep = Annotated[Queries, Depends(queries)]
 DeploysDep = Annotated[Deploys, Depends(deploys)]
+NotifierDep = Annotated[Notifier, Depends(notifier)]
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ActorDep = Annotated[Actor, Depends(actor)]

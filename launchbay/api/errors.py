@@ -14,36 +14,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from launchbay.api.follows import TooManyFollows
-from launchbay.domain.errors import (
-    Conflict,
-    Forbidden,
-    Invalid,
-    LaunchbayError,
-    NotFound,
-    PermanentError,
-    TemporaryError,
-    Unauthorized,
-)
+from launchbay.domain.errors import HTTP_STATUS, LaunchbayError, Unauthorized, http_status
 
 log = logging.getLogger(__name__)
 
-STATUS: dict[type[LaunchbayError], int] = {
-    TooManyFollows: 429,
-    Invalid: 422,
-    NotFound: 404,
-    Forbidden: 403,
-    Unauthorized: 401,
-    Conflict: 409,
-    TemporaryError: 503,
-    PermanentError: 422,
-}
+STATUS: dict[type[LaunchbayError], int] = {TooManyFollows: 429, **HTTP_STATUS}
 
 
 def status_of(error: LaunchbayError) -> int:
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
+    return http_status(error, STATUS)
 
 
 def install(app: FastAPI) -> None:
@@ -96,6 +75,12 @@ def respond(
     if request.headers.get("hx-request"):
         fragment = f'<div class="error" role="alert">{text}</div>'
         return HTMLResponse(fragment, status_code=status, headers={"HX-Reswap": "none"})
+    page_of = getattr(request.app.state, "error_page", None)
+    if page_of is not None and status not in (400, 500):  # the portal's layout
+        response: Response = page_of(request, status, message)
+        if headers:
+            response.headers.update(headers)
+        return response
     try:
         title = HTTPStatus(status).phrase
     except ValueError:

@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from launchbay.api.deps import AccountsDep, ActorDep, DeploysDep, QueriesDep, RequestsDep, actor
+from launchbay.api.deps import (
+    AccountsDep,
+    ActorDep,
+    DeploysDep,
+    NotifierDep,
+    QueriesDep,
+    RequestsDep,
+    actor,
+)
 from launchbay.api.follows import Follows
 from launchbay.api.schemas import (
     DURATION,
@@ -19,6 +27,8 @@ from launchbay.api.schemas import (
     SERVICE_NAME,
     SPACE_NAME,
     ApplySpaceIn,
+    ChannelIn,
+    ChannelOut,
     CreateSpaceIn,
     DeployIn,
     DeployOut,
@@ -77,6 +87,7 @@ def create_space(body: CreateSpaceIn, requests: RequestsDep, caller: ActorDep) -
 @router.get("/spaces", response_model=SpaceList, tags=["spaces"])
 def list_spaces(
     queries: QueriesDep,
+    notifier: NotifierDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None,
@@ -91,6 +102,9 @@ def list_spaces(
     runtime: Annotated[str | None, Query(json_schema_extra=RUNTIME)] = None,
     q: Annotated[str | None, Query(description="part of the name")] = None,
     include_deleted: bool = False,
+    ended: Annotated[
+        bool, Query(description="only the spaces that ended lately (notifications.keep_ended)")
+    ] = False,
 ) -> SpaceList:
     before = _cursor(cursor)
     if runtime is not None:
@@ -102,6 +116,7 @@ def list_spaces(
         runtime=runtime,
         search=q,
         include_deleted=include_deleted,
+        ended_since=notifier.ended_since() if ended else None,
     )
     items, total = queries.spaces(where, limit=limit, before_id=before)
     more = len(items) == limit and items[-1].id > 0
@@ -187,6 +202,32 @@ def extend_space(
     name: SpaceNameIn, body: ExtendIn, requests: RequestsDep, caller: ActorDep
 ) -> SpaceOut:
     return SpaceOut.of(requests.extend(name, by=body.by, actor=caller))
+
+
+@router.post("/spaces/{name}/retry", response_model=SpaceOut, status_code=202, tags=["spaces"])
+def retry_space(name: SpaceNameIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
+    """Provision a failed or degraded space again with the same spec (409 otherwise)."""
+    return SpaceOut.of(requests.retry(name, actor=caller))
+
+
+@router.get("/me/channels", response_model=list[ChannelOut], tags=["notifications"])
+def my_channels(notifier: NotifierDep, caller: ActorDep) -> list[ChannelOut]:
+    """The caller's own notification channels (told of the caller's spaces)."""
+    return [ChannelOut(id=c.id, kind=c.kind, url=c.url) for c in notifier.channels_of(caller)]
+
+
+@router.post("/me/channels", response_model=ChannelOut, status_code=201, tags=["notifications"])
+def add_channel(body: ChannelIn, notifier: NotifierDep, caller: ActorDep) -> ChannelOut:
+    """A Slack incoming webhook or a JSON webhook, at a URL the server's config allows; a
+    JSON channel's signing secret is in the answer, once."""
+    channel, secret = notifier.add_channel(caller, kind=body.kind, url=body.url)
+    return ChannelOut(id=channel.id, kind=channel.kind, url=channel.url, secret=secret or None)
+
+
+@router.delete("/me/channels/{channel_id}", status_code=204, tags=["notifications"])
+def remove_channel(channel_id: int, notifier: NotifierDep, caller: ActorDep) -> Response:
+    notifier.remove_channel(caller, channel_id)
+    return Response(status_code=204)
 
 
 @router.post("/spaces/{name}/sleep", response_model=SpaceOut, status_code=202, tags=["spaces"])

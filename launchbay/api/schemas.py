@@ -247,6 +247,20 @@ class SpaceOut(BaseModel):
         return out
 
 
+class ChannelIn(Body):
+    kind: str = Field(json_schema_extra={"enum": ["slack", "json"]})
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+
+
+class ChannelOut(BaseModel):
+    id: int
+    kind: str
+    url: str
+    secret: str | None = Field(
+        default=None, description="a JSON channel's signing key: shown once, when it is added"
+    )
+
+
 class SpaceList(BaseModel):
     items: list[SpaceOut]
     total: int

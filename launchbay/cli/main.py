@@ -475,16 +475,7 @@ def space_create(
         "set": _pairs(set_ or [], "--set"),
     }
     space = client.post("/api/v1/spaces", body)
-    if wait:
-        from launchbay.cli.output import wait_for
-
-        space = wait_for(
-            client, name, until={"ready", "settled"}, timeout=seconds, live=not as_json
-        )
-    _print_space(space, as_json)
-    if space["phase"] in ("failed", "degraded"):
-        reason = (space["reason"] or "see `bay space show`").splitlines()[0]
-        raise CliError(f"space {name!r} is {space['phase']}: {reason}", ExitStatus.SPACE_FAILED)
+    _until_settled(client, space, wait=wait, timeout=seconds, as_json=as_json)
 
 
 @space_app.command("list")
@@ -502,6 +493,9 @@ def space_list(
         str | None, typer.Option(metavar="RUNTIME", help="only this runtime")
     ] = None,
     include_deleted: Annotated[bool, typer.Option(help="deleted spaces too")] = False,
+    ended: Annotated[
+        bool, typer.Option(help="only the spaces that ended lately, with why and when")
+    ] = False,
     limit: Annotated[int, typer.Option(metavar="N", help="at most this many")] = 100,
     no_headers: Annotated[bool, typer.Option("--no-headers", help="no header line")] = False,
 ) -> None:
@@ -517,6 +511,7 @@ def space_list(
         template=template,
         runtime=runtime,
         include_deleted=include_deleted or None,
+        ended=ended or None,
     )
     if as_json:
         return _emit(page["items"])
@@ -628,6 +623,21 @@ def space_history(name: SpaceName, output: Output = "table") -> None:
             took,
         )
     _console().print(table)
+
+
+@space_app.command("retry")
+def space_retry(
+    name: SpaceName,
+    wait: Annotated[bool, typer.Option(help="wait until it is ready, showing progress")] = False,
+    timeout: Duration = "15m",
+    output: Output = "table",
+) -> None:
+    """Provision a failed or degraded space again with the same spec."""
+    as_json = _check_output(output)
+    seconds = _seconds(timeout)
+    client = _client()
+    space = client.post(f"/api/v1/spaces/{name}/retry")
+    _until_settled(client, space, wait=wait, timeout=seconds, as_json=as_json)
 
 
 @space_app.command("sleep")
@@ -792,6 +802,29 @@ def _print_space(space: dict[str, Any], as_json: bool) -> None:
     from launchbay.cli.output import show_space
 
     show_space(space)
+
+
+def _until_settled(
+    client: Any, space: dict[str, Any], *, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """With --wait, follow the space until it settles at its generation; print it; a
+    failed or degraded space is exit 6 with its reason."""
+    name = space["name"]
+    if wait:
+        from launchbay.cli.output import wait_for
+
+        space = wait_for(
+            client,
+            name,
+            until={"ready", "settled"},
+            timeout=timeout,
+            live=not as_json,
+            generation=space["generation"],
+        )
+    _print_space(space, as_json)
+    if space["phase"] in ("failed", "degraded"):
+        reason = (space["reason"] or "see `bay space show`").splitlines()[0]
+        raise CliError(f"space {name!r} is {space['phase']}: {reason}", ExitStatus.SPACE_FAILED)
 
 
 def _read_text(path: Path) -> str:

@@ -107,7 +107,7 @@ def space_table(spaces: list[dict[str, Any]], *, wide: bool = False, headers: bo
             f"[{PHASE_STYLE.get(phase, 'white')}]{phase}[/]",
             f"{ready}/{len(services)}",
             relative(space["created_at"]),
-            relative(space["expires_at"]),
+            _ended(space) if space["phase"] == "deleted" else _expiry(space["expires_at"]),
         ]
         if wide:
             endpoints = [u for s in services for u in s["endpoints"].values()]
@@ -118,6 +118,22 @@ def space_table(spaces: list[dict[str, Any]], *, wide: bool = False, headers: bo
             ]
         table.add_row(*row)
     return table
+
+
+SOON_SECONDS = 3600  # as the portal: a space this close to its expiry is marked
+
+
+def _expiry(iso: str) -> str:
+    left = (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
+    text = relative(iso)
+    return f"[bold yellow]{text} (expiring)[/]" if 0 < left <= SOON_SECONDS else text
+
+
+def _ended(space: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    why = (space["reason"] or "deleted").splitlines()[0]
+    return f"ended {relative(space['deleted_at'])}: {escape(why)}"
 
 
 def service_table(space: dict[str, Any]) -> Any:
@@ -161,11 +177,17 @@ def show_space(space: dict[str, Any]) -> None:
         + (f", made for {escape(space['origin'])}" if space.get("origin") else "")
     )
     ready = f", ready in {space['ready_seconds']:.1f}s" if space.get("ready_seconds") else ""
-    out.print(
-        f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "
-        f"expires {relative(space['expires_at'])} ({space['expires_at']})"
-    )
-    if space.get("reason"):
+    if phase == "deleted":
+        out.print(
+            f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "
+            + _ended(space)
+        )
+    else:
+        out.print(
+            f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "
+            f"expires {_expiry(space['expires_at'])} ({space['expires_at']})"
+        )
+    if space.get("reason") and phase != "deleted":
         out.print(space["reason"], style="red", markup=False)
     out.print(service_table(space))
     for line in work_lines(space.get("jobs", [])):
@@ -204,14 +226,15 @@ def wait_for(
         reached = space["phase"] in until or (space["phase"] in SETTLED and "settled" in until)
         return reached and space.get("observed_generation", 0) >= generation
 
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     if live and sys.stderr.isatty():
         from rich.live import Live
 
         with Live(console=console(stderr=True), refresh_per_second=4, transient=False) as view:
             while True:
                 space = client.get(f"/api/v1/spaces/{name}")
-                view.update(_progress(space))
+                view.update(_progress(space, time.monotonic() - started))
                 if done(space) or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
@@ -220,9 +243,11 @@ def wait_for(
         while True:
             space = client.get(f"/api/v1/spaces/{name}")
             for s in space["services"]:
-                if live and seen.get(s["name"]) != s["status"]:
-                    seen[s["name"]] = s["status"]
-                    print(f"{name}: {s['name']} {s['status']}", file=sys.stderr, flush=True)
+                state = f"{s['status']}: {s['detail']}" if s["detail"] else s["status"]
+                if live and seen.get(s["name"]) != state:
+                    seen[s["name"]] = state
+                    took = f"[{time.monotonic() - started:.0f}s]"
+                    print(f"{took} {name}: {s['name']} {state}", file=sys.stderr, flush=True)
             if done(space) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -233,10 +258,15 @@ def wait_for(
     return dict(space)
 
 
-def _progress(space: dict[str, Any]) -> Any:
+def _progress(space: dict[str, Any], elapsed: float) -> Any:
     from rich.console import Group
     from rich.text import Text
 
     phase = space["phase"]
-    header = Text.assemble((space["name"], "bold"), "  ", (phase, PHASE_STYLE.get(phase, "white")))
+    header = Text.assemble(
+        (space["name"], "bold"),
+        "  ",
+        (phase, PHASE_STYLE.get(phase, "white")),
+        f"  {elapsed:.0f}s",
+    )
     return Group(header, service_table(space))

@@ -52,3 +52,22 @@ class PermanentError(LaunchbayError):
 class Refused(PermanentError):
     """A backend refused the request: the input or the permissions are wrong, and retrying
     will not help until someone changes them. The message says which."""
+
+
+# What each error means over HTTP, for the API and the portal alike.
+HTTP_STATUS: dict[type[LaunchbayError], int] = {
+    Invalid: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    Unauthorized: 401,
+    Conflict: 409,
+    TemporaryError: 503,
+    PermanentError: 422,
+}
+
+
+def http_status(error: LaunchbayError, table: dict[type[LaunchbayError], int] = HTTP_STATUS) -> int:
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    return 400

@@ -7,11 +7,14 @@ views, and the loops (`engine.loops`) watch for drift and expiry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from launchbay.domain.notices import Channel, NotifyConfig
 from launchbay.engine import loops
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine, Loop
+from launchbay.engine.notices import Notifier, Send, post
 from launchbay.engine.provisioning import Provisioning
 from launchbay.engine.queries import Queries
 from launchbay.engine.requests import Requests
@@ -23,19 +26,37 @@ class Launchbay:
     requests: Requests
     queries: Queries
     deploys: Deploys
+    notifier: Notifier
     loops: tuple[Loop, ...]
 
     @classmethod
-    def of(cls, engine: Engine) -> Launchbay:
+    def of(
+        cls,
+        engine: Engine,
+        *,
+        notify: NotifyConfig | None = None,
+        channels: Sequence[Channel] = (),
+        public_url: str = "http://127.0.0.1:8470",
+        send: Send = post,
+    ) -> Launchbay:
         """Teach the engine's workers every job kind and make the loops."""
         provisioning = Provisioning(engine)
         requests = Requests(engine)
+        notifier = Notifier(
+            engine,
+            requests,
+            config=notify or NotifyConfig(),
+            channels=channels,
+            public_url=public_url,
+            send=send,
+        )
         return cls(
             engine=engine,
             requests=requests,
             queries=Queries(engine),
             deploys=Deploys(engine, requests, provisioning),
-            loops=tuple(loops.install(engine)),
+            notifier=notifier,
+            loops=(*loops.install(engine), notifier.loop()),
         )
 
     def start(self) -> None:

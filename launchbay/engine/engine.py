@@ -27,6 +27,7 @@ from launchbay.domain.errors import (
 )
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName, SpaceName
+from launchbay.domain.notices import NoticeKind, text_of
 from launchbay.domain.overrides import Limits
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus, can_transition
 from launchbay.domain.plan import phase_for
@@ -43,6 +44,7 @@ from launchbay.engine.views import SpaceView
 from launchbay.runtimes.base import Runtime, RuntimeRegistry, SpaceRef
 from launchbay.runtimes.registry import section_of
 from launchbay.store import jobs as store_jobs
+from launchbay.store import notices as store_notices
 from launchbay.store import queries as q
 from launchbay.store.db import Store
 from launchbay.store.leader import LeaderLock
@@ -55,6 +57,14 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The phases a space's people are told of.
+NOTICES = {
+    Phase.READY: NoticeKind.READY,
+    Phase.FAILED: NoticeKind.FAILED,
+    Phase.DELETED: NoticeKind.DELETED,
+}
 
 
 @dataclass(frozen=True)
@@ -280,6 +290,17 @@ class Engine:
         if phase in (Phase.READY, Phase.PROVISIONING):
             space.reason = ""
         q.add_event(s, space, actor=actor, kind=kind, message=message, now=now, phase=phase)
+        self._notice(s, space, phase, now)
+
+    def _notice(self, s: Session, space: Space, phase: Phase, now: datetime) -> None:
+        """Owe the channels a notice of a space that became ready or failed (once per
+        generation: a service that recovers is no news) or was deleted."""
+        kind = NOTICES.get(phase)
+        if kind is None:
+            return
+        key = "deleted" if kind is NoticeKind.DELETED else f"{kind}:{space.generation}"
+        text = text_of(kind, reason=space.reason)
+        store_notices.add_notice(s, space, kind, key=key, text=text, now=now)
 
     def settle_generation(self, s: Session, space: Space, generation: int, *, ok: bool) -> None:
         """A provision applied everything up to `generation`; deploys waiting on it end with it."""

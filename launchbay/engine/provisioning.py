@@ -260,11 +260,18 @@ class Provisioning:
         interval = health.interval.total_seconds() if health else 0.5
         deadline = time.monotonic() + timeout.total_seconds()
         running_since: float | None = None
+        said = ""
         while True:
             self.engine.check_stop(stops)
             seen = runtime.probe(snapshot.ref, service)
             if seen.completed:
                 return seen
+            if seen.detail != said and not seen.healthy:
+                # The probe's last answer, for `--wait` and the portal while it waits.
+                said = seen.detail
+                self.engine.set_service(
+                    snapshot, service.name, ServiceStatus.STARTING, f"starting: {said}"[:500]
+                )
             if not seen.running:
                 raise ServiceFailed(
                     service.name,

@@ -131,21 +131,23 @@ class Requests:
             if origin is not None and space.origin != origin:
                 raise Refused(f"space {name!r} was not made by {origin}; it is left alone")
             require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
+            why = reason or f"deleted by {actor.name}"
             self.engine.set_phase(
                 s,
                 space,
                 Phase.DELETING,
                 actor=actor.name,
                 kind="delete-requested",
-                message=reason or f"delete requested by {actor.name}",
+                message=why,
             )
+            space.reason = why  # what an ended space is listed with
             self.engine.enqueue(s, space, JobKind.DELETE)
         # A job of the space running here stops now; one on another replica at its
         # next heartbeat.
         self.engine.cancel(space.id).set()
         return self.engine.view(space)
 
-    def extend(self, name: str, *, by: str, actor: Actor) -> SpaceView:
+    def extend(self, name: str, *, by: str, actor: Actor, via: str = "") -> SpaceView:
         duration = parse_duration(by)
         with self.engine.store.write() as s:
             space = self.engine.live_for_update(s, name)
@@ -169,9 +171,36 @@ class Requests:
                 actor=actor.name,
                 kind="extended",
                 now=now,
-                message=f"TTL extended by {format_duration(duration)}; "
-                f"expires {instant(space.expires_at)}",
+                message=f"TTL extended by {format_duration(duration)}"
+                + (f" through {via}" if via else "")
+                + f"; expires {instant(space.expires_at)}",
             )
+        return self.engine.view(space)
+
+    def retry(self, name: str, *, actor: Actor) -> SpaceView:
+        """Provision a failed or degraded space again with the same spec: what failed or
+        was stopped starts again, what is up is kept."""
+        with self.engine.store.write() as s:
+            space = self.engine.live_for_update(s, name)
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="retry")
+            if space.phase not in (Phase.FAILED, Phase.DEGRADED):
+                raise Conflict(
+                    f"space {name!r} is {space.phase}; only a failed or degraded space is retried"
+                )
+            now = self.engine.clock()
+            for state in space.services:
+                if not state.status.is_up:
+                    state.status, state.detail, state.updated_at = ServiceStatus.PENDING, "", now
+            space.generation += 1
+            self.engine.set_phase(
+                s,
+                space,
+                Phase.PROVISIONING,
+                actor=actor.name,
+                kind="retry-requested",
+                message=f"retry requested by {actor.name}",
+            )
+            self.engine.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
         return self.engine.view(space)
 
     def sleep(self, name: str, *, actor: Actor) -> SpaceView:

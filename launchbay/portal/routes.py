@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from launchbay.domain.auth import Actor
+from launchbay.domain.durations import format_duration
 from launchbay.domain.errors import (
     Conflict,
     Forbidden,
@@ -32,12 +34,14 @@ from launchbay.domain.errors import (
     LaunchbayError,
     NotFound,
     Unauthorized,
+    http_status,
 )
 from launchbay.domain.hosts import is_loopback_host
 from launchbay.domain.names import parse_space_name
 from launchbay.domain.spec import choose_ttl
 from launchbay.engine.accounts import ADMIN, Accounts
 from launchbay.engine.assembly import Launchbay
+from launchbay.engine.notices import Notifier
 from launchbay.engine.queries import SORTS, Queries, SpaceFilter
 from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.portal import views
@@ -58,6 +62,7 @@ router = APIRouter(include_in_schema=False)
 class Portal:
     requests: Requests
     queries: Queries
+    notifier: Notifier
     accounts: Accounts
     signer: Signer
     templates: Jinja2Templates
@@ -86,9 +91,15 @@ def install(
         median=statistics.median,
         ttl_default=views.ttl_default,
         ttl_max=views.ttl_max,
+        extension_left=views.extension_left,
+        clock_time=views.clock_time,
     )
     app.state.portal = Portal(
-        bay.requests, bay.queries, accounts, Signer(secret), templates, loopback_only
+        bay.requests, bay.queries, bay.notifier, accounts, Signer(secret), templates, loopback_only
+    )
+    # Errors outside the API are pages in the portal's layout, with its navigation.
+    app.state.error_page = lambda request, status, message: render(
+        request, "error.html", {"status": status, "message": message}, status=status
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
@@ -275,6 +286,9 @@ def dashboard(request: Request, who: ViewerDep, shown: ListingDep) -> HTMLRespon
             "runtimes": p.queries.runtime_names(),
             "runtimes_down": p.queries.runtimes_down(),
             "sorts": list(SORTS),
+            "ended": p.queries.spaces(
+                SpaceFilter(ended_since=p.notifier.ended_since()), limit=20, before_id=None
+            )[0],
         },
     )
 
@@ -345,9 +359,32 @@ def _new_form(
     )
 
 
+# What a finished action says on the page it returns to (`?done=`): fixed texts, so a
+# link cannot make the portal say anything else.
+DONE = {
+    "extend": "Extended: the new expiry is shown below.",
+    "sleep": "Going to sleep: its services are being stopped.",
+    "wake": "Waking up: its services are being started.",
+    "retry": "Retrying: the services that failed are being started again.",
+    "delete": "Being deleted.",
+}
+
+
 @router.get("/spaces/{name}")
-def space_page(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
-    return render(request, "space.html", _space_context(request, name))
+def space_page(request: Request, name: str, who: ViewerDep, done: str = "") -> HTMLResponse:
+    notice = {"kind": "ok", "text": DONE[done]} if done in DONE else None
+    return render(request, "space.html", {**_space_context(request, name), "notice": notice})
+
+
+def _act(request: Request, name: str, action: str, run: Callable[[], object]) -> Response:
+    """Run a space's action; back to its page saying it was done, or the same page with
+    the error in a notice (and the error's status)."""
+    try:
+        run()
+    except LaunchbayError as e:
+        context = {**_space_context(request, name), "notice": {"kind": "error", "text": e.message}}
+        return render(request, "space.html", context, status=http_status(e))
+    return RedirectResponse(f"/spaces/{name}?done={action}", status_code=303)
 
 
 @router.get("/spaces/{name}/live")
@@ -387,8 +424,12 @@ def extend(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).requests.extend(name, by=custom.strip() or by, actor=who)
-    return RedirectResponse(f"/spaces/{name}", status_code=303)
+    return _act(
+        request,
+        name,
+        "extend",
+        lambda: portal(request).requests.extend(name, by=custom.strip() or by, actor=who),
+    )
 
 
 @router.post("/spaces/{name}/sleep")
@@ -396,8 +437,7 @@ def sleep(
     request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).requests.sleep(name, actor=who)
-    return RedirectResponse(f"/spaces/{name}", status_code=303)
+    return _act(request, name, "sleep", lambda: portal(request).requests.sleep(name, actor=who))
 
 
 @router.post("/spaces/{name}/wake")
@@ -405,8 +445,15 @@ def wake(
     request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).requests.wake(name, actor=who)
-    return RedirectResponse(f"/spaces/{name}", status_code=303)
+    return _act(request, name, "wake", lambda: portal(request).requests.wake(name, actor=who))
+
+
+@router.post("/spaces/{name}/retry")
+def retry(
+    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf)
+    return _act(request, name, "retry", lambda: portal(request).requests.retry(name, actor=who))
 
 
 @router.get("/spaces/{name}/delete")
@@ -422,8 +469,7 @@ def delete(
     request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, csrf)
-    portal(request).requests.delete(name, actor=who)
-    return RedirectResponse(f"/spaces/{name}", status_code=303)
+    return _act(request, name, "delete", lambda: portal(request).requests.delete(name, actor=who))
 
 
 @router.get("/spaces/{name}/logs/{service}")
@@ -457,6 +503,31 @@ def _tail(request: Request, name: str, service: str) -> str:
 
 
 # -- templates ---------------------------------------------------------------------------------
+
+
+# -- the one-click extend link of a notice ----------------------------------------------------
+# Opening the link shows what it does; the button does it. A GET never acts: chat apps
+# open links to preview them, which would use the link up.
+
+
+@router.get("/x/{token}")
+def extend_link_page(request: Request, token: str) -> HTMLResponse:
+    p = portal(request)
+    try:
+        space = p.notifier.link_space(token)
+    except LaunchbayError as e:
+        return render(request, "extend_link.html", {"error": e.message}, status=http_status(e))
+    by = format_duration(p.notifier.extend_by)
+    return render(request, "extend_link.html", {"space": space, "by": by, "token": token})
+
+
+@router.post("/x/{token}")
+def extend_by_link(request: Request, token: str) -> HTMLResponse:
+    try:
+        space = portal(request).notifier.extend_by_link(token)
+    except LaunchbayError as e:
+        return render(request, "extend_link.html", {"error": e.message}, status=http_status(e))
+    return render(request, "extend_link.html", {"space": space, "extended": True})
 
 
 @router.get("/templates")

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from launchbay.domain.auth import Actor, may_change
 from launchbay.domain.durations import format_duration, instant
+from launchbay.domain.notices import SOON
 from launchbay.domain.phases import Phase
 from launchbay.domain.template import Template
+from launchbay.engine.views import SpaceView
 
 
 def iso(moment: datetime | None) -> str:
@@ -28,11 +30,26 @@ def relative(moment: datetime | None, *, now: datetime | None = None) -> str:
 
 
 def expiry_class(expires_at: datetime, *, now: datetime | None = None) -> str:
-    """`late` once expired, `soon` under 30 minutes (amber), else empty."""
+    """`late` once expired, `soon` within the hour before (when warnings are due), else empty."""
     left = expires_at - (now or datetime.now(UTC))
     if left <= timedelta(0):
         return "late"
-    return "soon" if left < timedelta(minutes=30) else ""
+    return "soon" if left <= SOON else ""
+
+
+def extension_left(space: SpaceView, template: Template | None) -> str:
+    """How much longer the template still lets the space live: `3h`, or empty."""
+    if template is None:
+        return ""
+    room = space.created_at + template.ttl.max - max(space.expires_at, datetime.now(UTC))
+    return format_duration(room) if room >= timedelta(minutes=1) else ""
+
+
+def clock_time(moment: datetime) -> str:
+    """`14:05 UTC`, or `Dec 3 14:05 UTC` on another day."""
+    moment = moment.astimezone(UTC)
+    same_day = moment.date() == datetime.now(UTC).date()
+    return moment.strftime("%H:%M UTC" if same_day else "%b %-d %H:%M UTC")
 
 
 def can_modify(viewer: Actor | None, owner: str) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from launchbay.domain.jobs import JobKind, JobState
+from launchbay.domain.notices import NoticeKind
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
 from launchbay.domain.webhooks import DeliveryStatus, PrState
 
@@ -275,3 +276,52 @@ class Job(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Notice(Base):
+    """A notice owed to the notification channels (a warning before expiry; ready, failed,
+    deleted), recorded once per space and key in the transaction of what it tells."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        UniqueConstraint("space_id", "key"),
+        Index("ix_notices_owed", "sent_at", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    kind: Mapped[NoticeKind] = mapped_column(_enum(NoticeKind))
+    key: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    # The channels (by URL) it reached; the others are tried again at `next_at`.
+    reached: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class UserChannel(Base):
+    """A channel a user added for notices of their own spaces."""
+
+    __tablename__ = "user_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime]
+
+
+class ExtendLink(Base):
+    """A one-click extension sent in a notice: good once, until the expiry it was sent for."""
+
+    __tablename__ = "extend_links"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the token
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    by_seconds: Mapped[int]
+    valid_until: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)

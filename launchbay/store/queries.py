@@ -139,11 +139,15 @@ class SpaceFilter:
     runtime: str | None = None
     search: str | None = None
     include_deleted: bool = False
+    # Only the spaces that ended (were deleted) since then.
+    ended_since: datetime | None = None
 
 
 def _filtered(where: SpaceFilter) -> Select[Any]:
     query = select(Space)
-    if not where.include_deleted and where.phase != Phase.DELETED.value:
+    if where.ended_since is not None:
+        query = query.where(Space.live_name.is_(None), Space.deleted_at >= where.ended_since)
+    elif not where.include_deleted and where.phase != Phase.DELETED.value:
         query = query.where(Space.live_name.is_not(None))
     for column, value in (
         (Space.owner, where.owner),

@@ -239,3 +239,26 @@ def test_events_have_a_header_and_machine_times_are_iso_with_seconds_and_z(serve
     ]
     for stamp in stamps:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
+
+
+def test_retry_after_the_cause_is_gone_and_ended_spaces_are_listed_with_why(server, templates):
+    from tests.integration import templates as extra
+
+    extra.install_curable(templates)
+    failed = server.bay("space", "create", "cli-sick", "--template", "curable", "--wait")
+    assert failed.returncode == 6 and "database unreachable" in failed.stderr
+    progress = failed.stderr
+    assert re.search(r"\[\d+s\] cli-sick: api starting: .*503", progress), progress
+    (templates / "cured").write_text("back\n")
+    retried = server.bay("space", "retry", "cli-sick", "--wait")
+    assert retried.returncode == 0, retried.stderr
+    assert "ready" in retried.stdout
+    again = server.bay("space", "retry", "cli-sick")
+    assert again.returncode == 8 and "only a failed or degraded space is retried" in again.stderr
+
+    assert server.bay("space", "delete", "cli-sick", "--wait").returncode == 0
+    ended = server.bay("space", "list", "--ended", extra_env={"COLUMNS": "200"}).stdout
+    assert "cli-sick" in ended and "deleted by admin" in ended
+    assert "cli-sick" not in server.bay("space", "list").stdout
+    shown = server.bay("space", "show", "cli-sick").stdout
+    assert "ended" in shown and "deleted by admin" in shown

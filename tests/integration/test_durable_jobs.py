@@ -248,6 +248,8 @@ def test_a_refused_job_is_not_retried_and_says_why(store, workers):
     job = enqueue(store, space)
     assert wait_finished(store, job) is JobState.FAILED
     assert tries == [1]
+    # The job's end is written first, then its event: wait for the event.
+    wait_until(lambda: events(store, space), timeout=30, what="the job-failed event")
     assert events(store, space) == [
         ("job-failed", "provision failed: the template has no service 'web'")
     ]

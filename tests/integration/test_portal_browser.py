@@ -180,3 +180,67 @@ def test_the_portal_and_the_api_docs_work_offline_with_every_asset_served_by_the
     assert page.request.get(server.url + "/favicon.ico").status == 200
     assert outside == [] and failed == []
     context.close()
+
+
+def test_a_failure_is_read_retried_and_an_expiring_space_warned_and_ended_ones_listed(
+    browser, server, templates
+):
+    """Issue 13's portal: the failed space's page shows the health check's answer and a
+    collapsed log, Retry brings it to ready once the cause is gone; a space minutes from
+    its expiry has a banner; extending beyond the maximum says so on the same page; an
+    ended space is listed with why."""
+    from tests.integration import templates as extra
+
+    extra.install_curable(templates)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
+    page = context.new_page()
+    sign_in(page, server)
+
+    assert server.bay("space", "create", "sick-1", "--template", "curable").returncode == 0
+    page.goto(server.url + "/spaces/sick-1")
+    expect(page.locator("#phase")).to_have_text("failed", timeout=60_000)
+    reason = page.locator("#reason")
+    expect(reason).to_contain_text("GET /healthz: 503: database unreachable: connection refused")
+    expect(reason).to_contain_text("api: GET /healthz  (repeated ")
+    expect(page.locator("#service-api .endpoint")).not_to_have_attribute("href", re.compile("."))
+    shoot(page, "failed-space")
+
+    (templates / "cured").write_text("the database is back\n")
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator("#action-notice")).to_contain_text("Retrying")
+    expect(page.locator("#phase")).to_have_text("ready", timeout=60_000)
+    expect(page.locator("#service-api a.endpoint")).to_have_attribute("href", re.compile("http"))
+
+    assert (
+        server.bay("space", "create", "brief", "--template", "demo", "--ttl", "5m").returncode == 0
+    )
+    page.goto(server.url + "/spaces/brief")
+    banner = page.locator("#expiry-banner")
+    expect(banner).to_contain_text("This space expires in 4m")
+    expect(banner).to_contain_text("at most")
+    page.get_by_label("or a custom duration").fill("30d")
+    page.get_by_role("button", name="Extend").click()
+    notice = page.locator("#action-notice")
+    expect(notice).to_contain_text("cannot extend by 30d")
+    expect(page.get_by_role("heading", name=re.compile("brief"))).to_be_visible()
+    expect(
+        page.get_by_role("navigation", name="Main")
+    ).to_be_visible()  # the page, not a bare error
+    shoot(page, "extend-refused")
+    page.goto(server.url + "/")
+    expect(page.locator("#space-brief .marker")).to_have_text("expiring")
+
+    assert server.bay("space", "delete", "sick-1", "--wait").returncode == 0
+    page.goto(server.url + "/")
+    ended = page.locator("#ended-sick-1")
+    expect(ended).to_contain_text("ended")
+    expect(ended.locator(".why")).to_have_text("deleted by admin")
+    shoot(page, "recently-ended")
+
+    # 403 and 404 are pages of the portal, and say different things.
+    page.goto(server.url + "/spaces/no-such-space")
+    expect(page.get_by_role("heading", name=re.compile("Not found"))).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    page.goto(server.url + "/x/not-a-link-launchbay-sent")
+    expect(page.get_by_role("heading", name="This link cannot extend anything")).to_be_visible()
+    context.close()

@@ -1,0 +1,218 @@
+"""Notices (ready, failed, warnings before expiry, deleted) sent to a real HTTP receiver,
+with a clock the test controls; the one-click extend link; Standard Webhooks signatures
+checked by the receiver with its own code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from launchbay.domain.auth import Actor
+from launchbay.domain.errors import Invalid, NotFound
+from launchbay.domain.notices import Channel, NotifyConfig
+from launchbay.engine.assembly import Launchbay
+from launchbay.engine.catalog import TemplateCatalog
+from launchbay.engine.engine import Engine, EngineSettings
+from launchbay.engine.requests import CreateSpace
+from launchbay.runtimes.process import ProcessRuntime
+from tests.integration import templates as extra
+from tests.support import wait_until
+
+ANN = Actor("ann")
+SECRET = b"a-signing-key-of-enough-length"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Receiver:
+    """A real HTTP server that records what it is sent and checks JSON signatures."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, dict[str, Any]]] = []
+        self.bad_signatures = 0
+        self.fail_next = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.fail_next:
+                    receiver.fail_next -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                if self.path == "/json" and not receiver.verify(self.headers, body):
+                    receiver.bad_signatures += 1
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                receiver.got.append((self.path, json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def verify(headers: Any, body: bytes) -> bool:
+        """Standard Webhooks: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
+        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+        expected = base64.b64encode(hmac.new(SECRET, signed, hashlib.sha256).digest()).decode()
+        given = [s.removeprefix("v1,") for s in headers["webhook-signature"].split()]
+        return any(hmac.compare_digest(expected, g) for g in given)
+
+    def kinds(self, path: str) -> list[str]:
+        return [body.get("type", "slack") for p, body in self.got if p == path]
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def bay(store, templates: Path, tmp_path: Path, clock: Clock, receiver: Receiver):
+    extra.install(templates, "LONG")
+    extra.install_curable(templates)
+    runtime = ProcessRuntime(tmp_path / "runtime", stop_grace=1.0)
+    engine = Engine(
+        store=store,
+        runtimes={"process": runtime},
+        catalog=TemplateCatalog(templates),
+        settings=EngineSettings(),
+        clock=clock,
+    )
+    made = Launchbay.of(
+        engine,
+        notify=NotifyConfig(public_url="http://portal.example"),
+        channels=[
+            Channel("json", f"{receiver.url}/json", secret=SECRET),
+            Channel("slack", f"{receiver.url}/slack"),
+        ],
+    )
+    engine.start()  # workers only: the test runs the notifier pass by pass
+    yield made
+    engine.stop()
+    for name in runtime.spaces():
+        runtime.destroy_orphan(name)
+
+
+def phase_of(bay: Launchbay, name: str) -> str:
+    return bay.queries.space(name).phase
+
+
+def pass_at(bay: Launchbay, clock: Clock, moment: datetime) -> None:
+    clock.now = moment
+    bay.notifier.once()
+
+
+def token_of(body: dict[str, Any]) -> str:
+    return str(body["extend"]["url"]).rsplit("/", 1)[1]
+
+
+def test_each_notice_reaches_both_channels_once_at_its_moment_signed(bay, clock, receiver):
+    bay.requests.create(CreateSpace(name="note-1", template="long"), actor=ANN)
+    wait_until(lambda: phase_of(bay, "note-1") == "ready", timeout=30, what="ready")
+    bay.notifier.once()
+    bay.notifier.once()
+    assert receiver.kinds("/json") == ["space.ready"]
+    assert len(receiver.kinds("/slack")) == 1
+    ready = receiver.got[0][1] if receiver.got[0][0] == "/json" else receiver.got[1][1]
+    assert ready["space"]["url"] == "http://portal.example/spaces/note-1"
+
+    expires = bay.queries.space("note-1").expires_at
+    # Before each offset nothing; at it, one warning; again, nothing more.
+    for offset in (timedelta(hours=24), timedelta(hours=1), timedelta(minutes=10)):
+        pass_at(bay, clock, expires - offset - timedelta(seconds=5))
+        before = len(receiver.got)
+        pass_at(bay, clock, expires - offset + timedelta(seconds=1))
+        pass_at(bay, clock, expires - offset + timedelta(seconds=30))
+        assert len(receiver.got) == before + 2, receiver.got[before:]
+    warnings = [body for path, body in receiver.got if path == "/json"][1:]
+    assert [w["type"] for w in warnings] == ["space.warning"] * 3
+    assert "expires in 1d" in warnings[0]["text"] and "expires in 10m" in warnings[2]["text"]
+    slack = [body["text"] for path, body in receiver.got if path == "/slack"]
+    assert "<http://portal.example/spaces/note-1|note-1>" in slack[-1]
+    assert "|Extend by 1h>" in slack[-1]
+    assert receiver.bad_signatures == 0
+
+    # The extend link: good once; the hour's link is refused once its expiry has passed.
+    hour_link, ten_minute_link = token_of(warnings[1]), token_of(warnings[2])
+    extended = bay.notifier.extend_by_link(ten_minute_link)
+    assert extended.expires_at == expires + timedelta(hours=1)
+    assert bay.queries.events("note-1")[0].message.startswith(
+        "TTL extended by 1h through a notice's extend link"
+    )
+    with pytest.raises(Invalid, match="used already"):
+        bay.notifier.extend_by_link(ten_minute_link)
+    clock.now = expires + timedelta(seconds=1)
+    with pytest.raises(Invalid, match="no longer valid"):
+        bay.notifier.extend_by_link(hour_link)
+    with pytest.raises(NotFound):
+        bay.notifier.extend_by_link("not-a-token-launchbay-sent")
+    assert bay.queries.space("note-1").expires_at == expires + timedelta(hours=1)
+
+    # The extension moved the expiry: its warnings come again, for the new one.
+    pass_at(bay, clock, expires + timedelta(hours=1) - timedelta(minutes=9))
+    assert receiver.kinds("/json")[-1] == "space.warning"
+
+    bay.requests.delete("note-1", actor=ANN)
+    wait_until(lambda: phase_of(bay, "note-1") == "deleted", timeout=30, what="deleted")
+    bay.notifier.once()
+    bay.notifier.once()
+    deleted = [body for path, body in receiver.got if path == "/json"][-1]
+    assert deleted["type"] == "space.deleted" and "deleted by ann" in deleted["text"]
+    assert receiver.kinds("/json").count("space.deleted") == 1
+
+
+def test_a_failure_is_told_once_with_its_reason_and_a_channel_that_fails_is_tried_again(
+    bay, clock, receiver
+):
+    bay.requests.create(CreateSpace(name="sick-1", template="curable"), actor=ANN)
+    wait_until(lambda: phase_of(bay, "sick-1") == "failed", timeout=30, what="failed")
+    receiver.fail_next = 1  # the first channel tried answers 503
+    bay.notifier.once()
+    assert len(receiver.got) == 1
+    clock.now += timedelta(seconds=3)
+    bay.notifier.once()
+    clock.now += timedelta(seconds=30)
+    bay.notifier.once()
+    assert sorted(path for path, _ in receiver.got) == ["/json", "/slack"]
+    failed = next(body for path, body in receiver.got if path == "/json")
+    assert failed["type"] == "space.failed"
+    assert "database unreachable" in failed["reason"] and failed["extend"] is None
+
+
+def test_a_users_own_channel_must_point_where_the_server_allows(bay):
+    with pytest.raises(Invalid, match=r"must start with https://hooks\.slack\.com/"):
+        bay.notifier.add_channel(ANN, kind="json", url="http://169.254.169.254/latest")
+    with pytest.raises(Invalid, match="slack or json"):
+        bay.notifier.add_channel(ANN, kind="email", url="https://hooks.slack.com/x")
+    assert bay.notifier.channels_of(ANN) == []
