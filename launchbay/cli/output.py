@@ -107,7 +107,7 @@ def space_table(spaces: list[dict[str, Any]], *, wide: bool = False, headers: bo
             f"[{PHASE_STYLE.get(phase, 'white')}]{phase}[/]",
             f"{ready}/{len(services)}",
             relative(space["created_at"]),
-            _ended(space) if space["phase"] == "deleted" else _expiry(space["expires_at"]),
+            _ended(space) if space["phase"] == "deleted" else _expiry(space),
         ]
         if wide:
             endpoints = [u for s in services for u in s["endpoints"].values()]
@@ -120,13 +120,16 @@ def space_table(spaces: list[dict[str, Any]], *, wide: bool = False, headers: bo
     return table
 
 
-SOON_SECONDS = 3600  # as the portal: a space this close to its expiry is marked
+def _expiry(space: dict[str, Any]) -> str:
+    from launchbay.domain.expiry import expiring  # pure, as the portal marks it
 
-
-def _expiry(iso: str) -> str:
-    left = (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
-    text = relative(iso)
-    return f"[bold yellow]{text} (expiring)[/]" if 0 < left <= SOON_SECONDS else text
+    text = relative(space["expires_at"])
+    soon = expiring(
+        created_at=datetime.fromisoformat(space["created_at"]),
+        expires_at=datetime.fromisoformat(space["expires_at"]),
+        now=datetime.now(UTC),
+    )
+    return f"[bold yellow]{text} (expiring)[/]" if soon else text
 
 
 def _ended(space: dict[str, Any]) -> str:
@@ -185,7 +188,7 @@ def show_space(space: dict[str, Any]) -> None:
     else:
         out.print(
             f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "
-            f"expires {_expiry(space['expires_at'])} ({space['expires_at']})"
+            f"expires {_expiry(space)} ({space['expires_at']})"
         )
     if space.get("reason") and phase != "deleted":
         out.print(space["reason"], style="red", markup=False)

@@ -23,8 +23,6 @@ from launchbay.domain.durations import format_duration, instant, parse_duration
 from launchbay.domain.errors import Invalid
 
 URL_PATTERN = r"^https?://[^\s]+$"
-# A space this close to its expiry is shown as expiring (a banner, a marker, a warning).
-SOON = timedelta(hours=1)
 
 
 class NoticeKind(StrEnum):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from launchbay.domain.auth import Actor, may_change
 from launchbay.domain.durations import format_duration, instant
-from launchbay.domain.notices import SOON
+from launchbay.domain.expiry import expiring
 from launchbay.domain.phases import Phase
 from launchbay.domain.template import Template
 from launchbay.engine.views import SpaceView
@@ -29,12 +29,13 @@ def relative(moment: datetime | None, *, now: datetime | None = None) -> str:
     return f"in {text}" if seconds > 0 else f"{text} ago"
 
 
-def expiry_class(expires_at: datetime, *, now: datetime | None = None) -> str:
-    """`late` once expired, `soon` within the hour before (when warnings are due), else empty."""
-    left = expires_at - (now or datetime.now(UTC))
-    if left <= timedelta(0):
+def expiry_class(space: SpaceView, *, now: datetime | None = None) -> str:
+    """`late` once expired, `soon` when it is shown as expiring (`notices.expiring`)."""
+    now = now or datetime.now(UTC)
+    if space.expires_at <= now:
         return "late"
-    return "soon" if left <= SOON else ""
+    soon = expiring(created_at=space.created_at, expires_at=space.expires_at, now=now)
+    return "soon" if soon else ""
 
 
 def extension_left(space: SpaceView, template: Template | None) -> str:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from launchbay.domain.durations import instant
 from launchbay.domain.errors import LaunchbayError, Refused
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
@@ -122,7 +123,7 @@ class ProcessRuntime(Runtime):
         except OSError as e:
             raise _os_error(e, f"write the space's folder {folder}") from e
         with log_file as log:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            stamp = instant(datetime.now(UTC))
             log.write(
                 f"--- {stamp} launchbay: starting {service.name} at {service.version}\n".encode()
             )

@@ -15,7 +15,7 @@
       var left = Math.round((Date.parse(el.dataset.expires) - now) / 1000);
       el.textContent = left > 0 ? "in " + two(left) : "expired " + two(-left) + " ago";
       el.classList.toggle("late", left <= 0);
-      el.classList.toggle("soon", left > 0 && left < 1800);
+      if (left <= 0) { el.classList.remove("soon"); } else if (left < 600) { el.classList.add("soon"); }
     });
   }
   function applyTheme(theme) {
