@@ -210,6 +210,13 @@ def retry_space(name: SpaceNameIn, requests: RequestsDep, caller: ActorDep) -> S
     return SpaceOut.of(requests.retry(name, actor=caller))
 
 
+@router.post("/spaces/{name}/recreate", response_model=SpaceOut, status_code=202, tags=["spaces"])
+def recreate_space(name: SpaceNameIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
+    """Remove everything the space runs, its data too, and make it again with the same
+    spec, name and expiry (only once the engine is done with it: 409 otherwise)."""
+    return SpaceOut.of(requests.recreate(name, actor=caller))
+
+
 @router.get("/me/channels", response_model=list[ChannelOut], tags=["notifications"])
 def my_channels(notifier: NotifierDep, caller: ActorDep) -> list[ChannelOut]:
     """The caller's own notification channels (told of the caller's spaces)."""

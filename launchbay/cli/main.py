@@ -31,10 +31,16 @@ template_app = typer.Typer(
 )
 user_app = typer.Typer(no_args_is_help=True, help="Users and tokens (admins only).")
 context_app = typer.Typer(no_args_is_help=True, help="Which server and token `bay` uses.")
+notify_app = typer.Typer(
+    no_args_is_help=True,
+    help="Your own notification channels: told when your spaces are ready, failed, about to "
+    "expire or deleted.",
+)
 app.add_typer(space_app, name="space")
 app.add_typer(template_app, name="template")
 app.add_typer(user_app, name="user")
 app.add_typer(context_app, name="context")
+app.add_typer(notify_app, name="notify")
 
 
 class _Globals:
@@ -625,19 +631,32 @@ def space_history(name: SpaceName, output: Output = "table") -> None:
     _console().print(table)
 
 
-@space_app.command("retry")
-def space_retry(
-    name: SpaceName,
-    wait: Annotated[bool, typer.Option(help="wait until it is ready, showing progress")] = False,
-    timeout: Duration = "15m",
-    output: Output = "table",
-) -> None:
-    """Provision a failed or degraded space again with the same spec."""
-    as_json = _check_output(output)
-    seconds = _seconds(timeout)
-    client = _client()
-    space = client.post(f"/api/v1/spaces/{name}/retry")
-    _until_settled(client, space, wait=wait, timeout=seconds, as_json=as_json)
+def _provision_again(action: str, doc: str) -> None:
+    """`bay space retry` and `bay space recreate`: the same request at two endpoints."""
+
+    def command(
+        name: SpaceName,
+        wait: Annotated[
+            bool, typer.Option(help="wait until it is ready, showing progress")
+        ] = False,
+        timeout: Duration = "15m",
+        output: Output = "table",
+    ) -> None:
+        as_json = _check_output(output)
+        seconds = _seconds(timeout)
+        client = _client()
+        space = client.post(f"/api/v1/spaces/{name}/{action}")
+        _until_settled(client, space, wait=wait, timeout=seconds, as_json=as_json)
+
+    command.__doc__ = doc
+    space_app.command(action)(command)
+
+
+_provision_again("retry", "Provision a failed or degraded space again with the same spec.")
+_provision_again(
+    "recreate",
+    "Remove everything a space runs, its data too, and make it again with the same spec.",
+)
 
 
 @space_app.command("sleep")
@@ -685,6 +704,48 @@ def space_events(name: SpaceName, output: Output = "table") -> None:
     for event in reversed(events):
         table.add_row(event["at"], escape(event["actor"]), event["kind"], escape(event["message"]))
     _console().print(table)
+
+
+# -- notification channels -------------------------------------------------------------------
+
+
+@notify_app.command("add")
+def notify_add(
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="slack or json")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="the webhook's URL")],
+    output: Output = "table",
+) -> None:
+    """Add a channel: a Slack incoming webhook, or a JSON webhook signed as Standard
+    Webhooks are (its signing key is printed once)."""
+    as_json = _check_output(output)
+    channel = _client().post("/api/v1/me/channels", {"kind": kind, "url": url})
+    if as_json:
+        return _emit(channel)
+    print(f"channel {channel['id']}: {channel['kind']} {channel['url']}")
+    if channel.get("secret"):
+        print(f"signing key (shown once): {channel['secret']}")
+
+
+@notify_app.command("list")
+def notify_list(output: Output = "table") -> None:
+    """Your channels."""
+    as_json = _check_output(output)
+    channels = _client().get("/api/v1/me/channels")
+    if as_json:
+        return _emit(channels)
+    if not channels:
+        print("no channels; add one with `bay notify add slack URL`")
+    for channel in channels:
+        print(f"{channel['id']:<4} {channel['kind']:<6} {channel['url']}")
+
+
+@notify_app.command("remove")
+def notify_remove(
+    channel_id: Annotated[int, typer.Argument(metavar="ID", help="as `bay notify list` shows")],
+) -> None:
+    """Remove one of your channels."""
+    _client().delete(f"/api/v1/me/channels/{channel_id}")
+    print(f"channel {channel_id} removed")
 
 
 # -- users, contexts, doctor -----------------------------------------------------------------

@@ -190,6 +190,11 @@ def show_space(space: dict[str, Any]) -> None:
             f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "
             f"expires {_expiry(space)} ({space['expires_at']})"
         )
+    made_with = [f"{k}={v}" for k, v in space.get("params", {}).items()]
+    for svc, keys in space.get("overrides", {}).items():
+        made_with += [f"{svc}.{k}={v}" for k, v in keys.items()]
+    if made_with:
+        out.print("made with " + " ".join(made_with), markup=False)
     if space.get("reason") and phase != "deleted":
         out.print(space["reason"], style="red", markup=False)
     out.print(service_table(space))

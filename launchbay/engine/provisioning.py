@@ -55,7 +55,11 @@ class Provisioning:
         self.engine = engine
         engine.jobs.handle(
             JobKind.PROVISION,
-            lambda job: self.provision_job(job.space_id, actor=job.args.get("actor", SYSTEM.name)),
+            lambda job: self.provision_job(
+                job.space_id,
+                actor=job.args.get("actor", SYSTEM.name),
+                fresh=job.args.get("fresh") == "1",
+            ),
             give_up=self._provision_gave_up,
         )
         engine.jobs.handle(JobKind.DELETE, lambda job: self._delete_job(job.space_id))
@@ -69,7 +73,9 @@ class Provisioning:
             ),
         )
 
-    def provision_job(self, space_id: int, *, actor: str) -> None:
+    def provision_job(self, space_id: int, *, actor: str, fresh: bool = False) -> None:
+        """Bring every service up in dependency order; `fresh`: first remove everything
+        the space ran (a recreate)."""
         with self.engine.store.write() as s:
             space = q.space_for_update(s, space_id)
             if space.phase not in (Phase.PENDING, Phase.PROVISIONING):
@@ -88,6 +94,9 @@ class Provisioning:
         try:
             template = self.engine.template_of(snapshot)
             runtime = self.engine.runtime(snapshot.runtime)
+            if fresh:
+                runtime.destroy(snapshot.ref)
+                self.engine.record(snapshot, kind="recreating", message="removed what it ran")
             services = self.engine.resolve(snapshot, template, runtime)
             self.engine.record_endpoints(snapshot, services, runtime)
             if runtime.starts_together(template):

@@ -27,6 +27,9 @@ from launchbay.store.models import ServiceState, Space
 
 log = logging.getLogger(__name__)
 
+# A space can be recreated once the engine is done with it.
+SETTLED_LIVE = (Phase.READY, Phase.DEGRADED, Phase.FAILED, Phase.SLEEPING)
+
 
 @dataclass(frozen=True)
 class CreateSpace:
@@ -180,16 +183,26 @@ class Requests:
     def retry(self, name: str, *, actor: Actor) -> SpaceView:
         """Provision a failed or degraded space again with the same spec: what failed or
         was stopped starts again, what is up is kept."""
+        return self._again(name, actor=actor, fresh=False)
+
+    def recreate(self, name: str, *, actor: Actor) -> SpaceView:
+        """Remove everything the space runs (its data too) and make it again with the same
+        spec, name and expiry."""
+        return self._again(name, actor=actor, fresh=True)
+
+    def _again(self, name: str, *, actor: Actor, fresh: bool) -> SpaceView:
+        action, done = ("recreate", "recreated") if fresh else ("retry", "retried")
+        allowed = SETTLED_LIVE if fresh else (Phase.FAILED, Phase.DEGRADED)
         with self.engine.store.write() as s:
             space = self.engine.live_for_update(s, name)
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="retry")
-            if space.phase not in (Phase.FAILED, Phase.DEGRADED):
-                raise Conflict(
-                    f"space {name!r} is {space.phase}; only a failed or degraded space is retried"
-                )
+            require_owner_or_admin(actor, owner=space.owner, space=space.name, action=action)
+            if space.phase not in allowed:
+                *rest, last = (p.value for p in allowed)
+                which = f"{', '.join(rest)} or {last}"
+                raise Conflict(f"space {name!r} is {space.phase}; only a {which} space is {done}")
             now = self.engine.clock()
             for state in space.services:
-                if not state.status.is_up:
+                if fresh or not state.status.is_up:
                     state.status, state.detail, state.updated_at = ServiceStatus.PENDING, "", now
             space.generation += 1
             self.engine.set_phase(
@@ -197,10 +210,11 @@ class Requests:
                 space,
                 Phase.PROVISIONING,
                 actor=actor.name,
-                kind="retry-requested",
-                message=f"retry requested by {actor.name}",
+                kind=f"{action}-requested",
+                message=f"{action} requested by {actor.name}",
             )
-            self.engine.enqueue(s, space, JobKind.PROVISION, actor=actor.name)
+            args = {"actor": actor.name} | ({"fresh": "1"} if fresh else {})
+            self.engine.enqueue(s, space, JobKind.PROVISION, **args)
         return self.engine.view(space)
 
     def sleep(self, name: str, *, actor: Actor) -> SpaceView:

@@ -341,7 +341,8 @@ def _new_form(
     status: int = 200,
 ) -> HTMLResponse:
     p = portal(request)
-    templates = p.queries.templates()
+    # Only the templates some runtime of this server can run.
+    templates = [t for t in p.queries.templates() if p.queries.runtimes_for(t)]
     chosen = next(
         (t for t in templates if t.name == template_name), templates[0] if templates else None
     )
@@ -366,6 +367,7 @@ DONE = {
     "sleep": "Going to sleep: its services are being stopped.",
     "wake": "Waking up: its services are being started.",
     "retry": "Retrying: the services that failed are being started again.",
+    "recreate": "Recreating: everything it ran is removed and made again.",
     "delete": "Being deleted.",
 }
 
@@ -454,6 +456,15 @@ def retry(
 ) -> Response:
     check_csrf(request, csrf)
     return _act(request, name, "retry", lambda: portal(request).requests.retry(name, actor=who))
+
+
+@router.post("/spaces/{name}/recreate")
+def recreate(
+    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf)
+    run = portal(request).requests.recreate
+    return _act(request, name, "recreate", lambda: run(name, actor=who))
 
 
 @router.get("/spaces/{name}/delete")

@@ -251,3 +251,32 @@ def test_answers_are_frozen_views_that_do_not_change_under_the_reader(engine):
     with pytest.raises(dataclasses.FrozenInstanceError):
         seen.phase = Phase.READY  # type: ignore[misc]
     assert Queries(engine).space("still").phase == "ready"
+
+
+def test_recreate_removes_what_ran_and_makes_it_again_with_the_same_spec(engine, fake):
+    create(engine, "again")
+    assert settle(engine, "again", {"ready", "failed"}) == "ready"
+    before = Queries(engine).space("again")
+    first = fake._runs["again"]["web"].started
+    fake.scripts["web"] = Script(exit_code=3)  # the next start of web fails
+    Requests(engine).recreate("again", actor=ANN)
+    assert settle(engine, "again", {"ready", "failed"}) == "failed"
+    fake.scripts["web"] = Script()
+    Requests(engine).recreate("again", actor=ANN)
+    assert settle(engine, "again", {"ready", "failed"}) == "ready"
+    after = Queries(engine).space("again")
+    assert fake._runs["again"]["web"].started > first  # made again, not kept
+    assert (after.expires_at, after.params, after.template) == (
+        before.expires_at,
+        before.params,
+        before.template,
+    )
+    assert after.generation == before.generation + 2
+    kinds = [e.kind for e in Queries(engine).events("again")]
+    assert kinds.count("recreate-requested") == 2 and kinds.count("recreating") == 2
+    with pytest.raises(Conflict, match="only a failed or degraded space is retried"):
+        Requests(engine).retry("again", actor=ANN)
+    Requests(engine).sleep("again", actor=ANN)  # a sleeping space can be recreated too
+    assert settle(engine, "again", {"sleeping"}) == "sleeping"
+    Requests(engine).recreate("again", actor=ANN)
+    assert settle(engine, "again", {"ready", "failed"}) == "ready"

@@ -4,13 +4,7 @@ checked by the receiver with its own code."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +19,8 @@ from launchbay.engine.engine import Engine, EngineSettings
 from launchbay.engine.requests import CreateSpace
 from launchbay.runtimes.process import ProcessRuntime
 from tests.integration import templates as extra
-from tests.support import wait_until
+from tests.receiver import Receiver
+from tests.support import ServerProcess, wait_until
 
 ANN = Actor("ann")
 SECRET = b"a-signing-key-of-enough-length"
@@ -39,57 +34,11 @@ class Clock:
         return self.now
 
 
-class Receiver:
-    """A real HTTP server that records what it is sent and checks JSON signatures."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, dict[str, Any]]] = []
-        self.bad_signatures = 0
-        self.fail_next = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.fail_next:
-                    receiver.fail_next -= 1
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                if self.path == "/json" and not receiver.verify(self.headers, body):
-                    receiver.bad_signatures += 1
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                receiver.got.append((self.path, json.loads(body)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def verify(headers: Any, body: bytes) -> bool:
-        """Standard Webhooks: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-        expected = base64.b64encode(hmac.new(SECRET, signed, hashlib.sha256).digest()).decode()
-        given = [s.removeprefix("v1,") for s in headers["webhook-signature"].split()]
-        return any(hmac.compare_digest(expected, g) for g in given)
-
-    def kinds(self, path: str) -> list[str]:
-        return [body.get("type", "slack") for p, body in self.got if p == path]
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    r = Receiver(SECRET)
     yield r
-    r.server.shutdown()
-    r.server.server_close()
+    r.close()
 
 
 @pytest.fixture
@@ -216,3 +165,51 @@ def test_a_users_own_channel_must_point_where_the_server_allows(bay):
     with pytest.raises(Invalid, match="slack or json"):
         bay.notifier.add_channel(ANN, kind="email", url="https://hooks.slack.com/x")
     assert bay.notifier.channels_of(ANN) == []
+
+
+def test_a_user_adds_a_channel_with_bay_and_is_told_of_their_own_spaces_only(tmp_path, templates):
+    """End to end: a real server with a config file, the `bay notify` commands, a real
+    receiver checking the signature with the key `bay notify add` printed once."""
+    mine, theirs = Receiver(), Receiver()
+    config = tmp_path / "launchbay.yaml"
+    config.write_text(
+        "notifications:\n"
+        f"  user_urls: ['{mine.url}/', '{theirs.url}/']\n"
+        "  public_url: https://launchbay.example.com\n"
+    )
+    server = ServerProcess(
+        home=tmp_path / "home",
+        templates=templates,
+        extra_args=["--config", str(config), "--sweep-interval", "0.2"],
+    )
+    server.home.mkdir()
+    server.start()
+    try:
+        bob = server.bay("user", "create", "bob").stdout.strip()
+        added = server.bay("notify", "add", "json", f"{mine.url}/json")
+        assert added.returncode == 0, added.stderr
+        mine.secret = added.stdout.split("signing key (shown once): ")[1].strip().encode()
+        assert (
+            server.bay("notify", "add", "slack", f"{theirs.url}/slack", token=bob).returncode == 0
+        )
+        listed = server.bay("notify", "list").stdout
+        assert f"{mine.url}/json" in listed and theirs.url not in listed
+        outside = server.bay("notify", "add", "slack", "http://10.0.0.1/hook")
+        assert outside.returncode == 2 and "is not allowed here" in outside.stderr
+
+        assert server.bay("space", "create", "told", "--template", "demo", "--wait").returncode == 0
+        wait_until(lambda: mine.kinds("/json") == ["space.ready"], timeout=30, what="ready notice")
+        body = mine.got[0][1]
+        assert body["space"]["url"] == "https://launchbay.example.com/spaces/told"
+        assert body["extend"]["url"].startswith("https://launchbay.example.com/x/")
+        assert mine.bad_signatures == 0 and theirs.got == []  # bob is not told of admin's space
+
+        channel_id = listed.split()[0]
+        assert server.bay("notify", "remove", channel_id).returncode == 0
+        assert "no channels" in server.bay("notify", "list").stdout
+        gone = server.bay("notify", "remove", channel_id)
+        assert gone.returncode == 5 and f"you have no channel {channel_id}" in gone.stderr
+    finally:
+        server.stop()
+        mine.close()
+        theirs.close()

@@ -204,6 +204,9 @@ def test_a_failure_is_read_retried_and_an_expiring_space_warned_and_ended_ones_l
     expect(reason).to_contain_text("api: GET /healthz  (repeated ")
     expect(page.locator("#service-api .endpoint")).not_to_have_attribute("href", re.compile("."))
     shoot(page, "failed-space")
+    page.goto(server.url + "/")
+    expect(page.locator("#space-sick-1 .endpoint")).not_to_have_attribute("href", re.compile("."))
+    page.goto(server.url + "/spaces/sick-1")
 
     (templates / "cured").write_text("the database is back\n")
     page.get_by_role("button", name="Retry").click()
@@ -243,4 +246,65 @@ def test_a_failure_is_read_retried_and_an_expiring_space_warned_and_ended_ones_l
     expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     page.goto(server.url + "/x/not-a-link-launchbay-sent")
     expect(page.get_by_role("heading", name="This link cannot extend anything")).to_be_visible()
+    context.close()
+
+
+def test_choosing_another_template_shows_its_own_form_without_the_old_errors(
+    browser, server, templates
+):
+    (templates / "plain.yaml").write_text(
+        "name: plain\nttl: {default: 1h, max: 2h}\nparams:\n"
+        "  flavour: {default: vanilla, description: what it serves}\nservices:\n"
+        "  web:\n    process: {command: [sleep, '600']}\n"
+    )
+    (templates / "elsewhere.yaml").write_text(
+        "name: elsewhere\nttl: {default: 1h, max: 2h}\nservices:\n"
+        "  web:\n    helm: {chart: ./chart}\n"
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, server)
+    page.goto(server.url + "/spaces/new?template=demo")
+    options = page.locator("#pick option").all_inner_texts()
+    assert "plain" in options and "elsewhere" not in options  # no runtime here runs it
+    page.get_by_label("Name").fill("form-1")
+    page.get_by_label("Time to live").fill("99d")
+    page.get_by_role("button", name="Create space").click()
+    expect(page.locator("p.error")).to_contain_text("99d")
+    expect(page.get_by_label("greeting")).to_be_visible()
+
+    page.locator("#pick").select_option("plain")
+    expect(page.get_by_label("flavour")).to_be_visible()
+    expect(page.get_by_label("greeting")).to_have_count(0)
+    expect(page.locator("p.error")).to_have_count(0)
+    context.close()
+
+
+def test_a_phone_shows_each_space_as_a_dense_card(browser, server):
+    for i in range(4):
+        assert server.bay("space", "create", f"phone-{i}", "--template", "demo").returncode == 0
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, server)
+    rows = page.locator("table.spaces tbody tr")
+    expect(rows).to_have_count(4)
+    heights = [rows.nth(i).bounding_box()["height"] for i in range(4)]
+    assert max(heights) <= 170, heights  # was about 300: nine label/value lines each
+    shoot(page, "dashboard-phone")
+    context.close()
+
+
+def test_not_yours_and_not_found_are_different_pages_in_the_portals_layout(browser, server):
+    assert server.bay("space", "create", "admins", "--template", "demo").returncode == 0
+    bob = server.bay("user", "create", "bob").stdout.strip()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in(page, server, bob)
+    page.goto(server.url + "/spaces/admins/delete")
+    expect(page.get_by_role("heading", name=re.compile("Not yours to do"))).to_be_visible()
+    expect(page.get_by_text("its owner or an admin can do it")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    page.goto(server.url + "/spaces/nowhere")
+    expect(page.get_by_role("heading", name=re.compile("Not found"))).to_be_visible()
+    expect(page.get_by_text("may have been deleted")).to_be_visible()
     context.close()

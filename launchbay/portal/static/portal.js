@@ -26,6 +26,15 @@
     tick();
     setInterval(tick, 1000);
     document.body.addEventListener("htmx:afterSwap", tick);
+    // Choosing a template shows its form at once (the CSP allows no inline handlers).
+    document.body.addEventListener("change", function (event) {
+      if (event.target.matches && event.target.matches("[data-autosubmit]")) { event.target.form.submit(); }
+    });
+    // A form with data-confirm asks first.
+    document.body.addEventListener("submit", function (event) {
+      var ask = event.target.dataset && event.target.dataset.confirm;
+      if (ask && !window.confirm(ask)) { event.preventDefault(); }
+    });
     var toggle = document.querySelector("[data-theme-toggle]");
     if (toggle) {
       toggle.addEventListener("click", function () {
