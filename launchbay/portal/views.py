@@ -43,7 +43,8 @@ def extension_left(space: SpaceView, template: Template | None) -> str:
     if template is None:
         return ""
     room = space.created_at + template.ttl.max - max(space.expires_at, datetime.now(UTC))
-    return format_duration(room) if room >= timedelta(minutes=1) else ""
+    minutes = timedelta(minutes=int(room.total_seconds() // 60))
+    return format_duration(minutes) if minutes >= timedelta(minutes=1) else ""
 
 
 def clock_time(moment: datetime) -> str:

@@ -262,3 +262,18 @@ def test_retry_after_the_cause_is_gone_and_ended_spaces_are_listed_with_why(serv
     assert "cli-sick" not in server.bay("space", "list").stdout
     shown = server.bay("space", "show", "cli-sick").stdout
     assert "ended" in shown and "deleted by admin" in shown
+
+
+def test_template_show_says_when_no_runtime_here_can_run_it(server, templates):
+    (templates / "elsewhere.yaml").write_text(
+        "name: elsewhere\nttl: {default: 1h, max: 2h}\nservices:\n"
+        "  web:\n    helm: {chart: ./chart}\n"
+    )
+    shown = server.bay("template", "show", "elsewhere")
+    assert shown.returncode == 0, shown.stderr
+    assert "no runtime this server enables can run it" in shown.stdout
+    assert "bay space create" not in shown.stdout
+    assert (
+        "create one: bay space create NAME --template demo"
+        in server.bay("template", "show", "demo").stdout
+    )

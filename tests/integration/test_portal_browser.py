@@ -221,6 +221,7 @@ def test_a_failure_is_read_retried_and_an_expiring_space_warned_and_ended_ones_l
     banner = page.locator("#expiry-banner")
     expect(banner).to_contain_text("This space expires in 4m")
     expect(banner).to_contain_text("at most")
+    expect(page.locator("#extend-room")).to_contain_text("at most 7h")  # demo: 8h in all
     page.get_by_label("or a custom duration").fill("30d")
     page.get_by_role("button", name="Extend").click()
     notice = page.locator("#action-notice")
