@@ -1,5 +1,7 @@
 """The cost of one reconcile pass at 10, 100 and 1,000 live spaces: it should grow with
-the number of spaces and no faster (a flat cost per space).
+the number of spaces and no faster (a flat cost per space). Also the notifier's pass
+(warnings due, notices owed), which runs every second on the leader: its cost against
+the reconcile pass's at each size.
 
     .venv/bin/python -m bench.reconcile [--sizes 10,100,1000] [--passes 5]
 
@@ -62,7 +64,7 @@ def main() -> None:
             catalog=TemplateCatalog(root / "templates"),
             settings=EngineSettings(workers=32),
         )
-        Launchbay.of(engine)
+        bay = Launchbay.of(engine)
         engine.start()
         results = []
         made = 0
@@ -85,11 +87,19 @@ def main() -> None:
                     reconcile_once(engine)
                     samples.append(time.perf_counter() - start)
                 median = statistics.median(samples)
+                notifier = []
+                for _ in range(args.passes):
+                    start = time.perf_counter()
+                    bay.notifier.once()
+                    notifier.append(time.perf_counter() - start)
+                notify = statistics.median(notifier)
                 results.append(
                     {
                         "spaces": size,
                         "pass_s": round(median, 4),
                         "per_space_ms": round(median / size * 1000, 3),
+                        "notifier_pass_ms": round(notify * 1000, 3),
+                        "notifier_ratio_to_reconcile": round(notify / median, 4),
                     }
                 )
         finally:

@@ -35,7 +35,6 @@ from launchbay.domain.notices import (
     warning_due,
     warning_key,
 )
-from launchbay.domain.phases import Phase
 from launchbay.engine.engine import Engine, Loop
 from launchbay.engine.requests import Requests
 from launchbay.engine.views import SpaceView
@@ -107,24 +106,28 @@ class Notifier:
     # -- warnings ------------------------------------------------------------------------
 
     def warn(self) -> None:
-        """Record each warning that is due, once per offset and expiry."""
+        """Record each warning that is due, once per offset and expiry. A warning stays
+        due for its whole window: the read leaves out those recorded, so a pass writes
+        only what is new."""
         now = self.engine.clock()
+        if not self.offsets:
+            return
         with self.engine.store.read() as s:
-            due = [
-                (space.id, offset, space.expires_at)
-                for space in q.live_spaces(s)
-                if space.phase is not Phase.DELETING
-                and (
+            due = {
+                (space_id, warning_key(offset, expires_at)): expires_at
+                for space_id, created_at, expires_at in store.expiring(
+                    s, before=now + self.offsets[0]
+                )
+                if (
                     offset := warning_due(
-                        created_at=space.created_at,
-                        expires_at=space.expires_at,
-                        now=now,
-                        offsets=self.offsets,
+                        created_at=created_at, expires_at=expires_at, now=now, offsets=self.offsets
                     )
                 )
                 is not None
-            ]
-        for space_id, offset, expires_at in due:
+            }
+            for known in store.recorded(s, list(due)):
+                del due[known]
+        for (space_id, key), expires_at in due.items():
             with self.engine.store.write() as s:
                 space = q.space_for_update(s, space_id)
                 if space.expires_at != expires_at or space.live_name is None:
@@ -134,7 +137,7 @@ class Notifier:
                     s,
                     space,
                     NoticeKind.WARNING,
-                    key=warning_key(offset, expires_at),
+                    key=key,
                     text=text_of(NoticeKind.WARNING, left=max(left, timedelta(minutes=1))),
                     now=now,
                 )

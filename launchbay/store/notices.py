@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from launchbay.domain.notices import NoticeKind
+from launchbay.domain.phases import Phase
 from launchbay.store.models import ExtendLink, Notice, Space, User, UserChannel
 
 
@@ -36,8 +37,14 @@ def add_notice(
     return True
 
 
-def notice_keys(session: Session, space_id: int) -> set[str]:
-    return set(session.scalars(select(Notice.key).where(Notice.space_id == space_id)))
+def recorded(session: Session, wanted: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of these (space id, key) notices are recorded already."""
+    if not wanted:
+        return set()
+    rows = session.execute(
+        select(Notice.space_id, Notice.key).where(Notice.key.in_({key for _, key in wanted}))
+    )
+    return {(space_id, key) for space_id, key in rows} & set(wanted)
 
 
 def owed(session: Session, *, now: datetime, limit: int = 50) -> Sequence[Notice]:
@@ -49,10 +56,17 @@ def owed(session: Session, *, now: datetime, limit: int = 50) -> Sequence[Notice
     ).all()
 
 
-def notices_of(session: Session, space_id: int) -> Sequence[Notice]:
-    return session.scalars(
-        select(Notice).where(Notice.space_id == space_id).order_by(Notice.id)
-    ).all()
+def expiring(session: Session, *, before: datetime) -> list[tuple[int, datetime, datetime]]:
+    """(id, created_at, expires_at) of each live space, not being deleted, that expires
+    before then: columns only, cheap enough for every pass."""
+    rows = session.execute(
+        select(Space.id, Space.created_at, Space.expires_at).where(
+            Space.live_name.is_not(None),
+            Space.phase != Phase.DELETING,
+            Space.expires_at <= before,
+        )
+    )
+    return [(space_id, created, expires) for space_id, created, expires in rows]
 
 
 def channels_of(session: Session, owner: str) -> Sequence[UserChannel]:
