@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -84,10 +85,28 @@ class Channel:
 
 def check_user_url(url: str, allowed: list[str]) -> None:
     """A user's channel may only point where the server's config allows: a shared server
-    must not be made to send requests into its own network."""
-    if not any(url.startswith(prefix) for prefix in allowed):
+    must not be made to send requests into its own network. Each allowed prefix is matched
+    as a URL (scheme, host and port equal, the path under its path), never as text, so
+    `https://hooks.slack.com.evil.example/` is not under `https://hooks.slack.com`."""
+    if not any(_under(url, prefix) for prefix in allowed):
         shown = ", ".join(allowed) or "nowhere (notifications.user_urls is empty)"
         raise Invalid(f"channel URL {url[:100]!r} is not allowed here: it must start with {shown}")
+
+
+def _under(url: str, prefix: str) -> bool:
+    try:
+        got, want = urlsplit(url), urlsplit(prefix)
+        ports = got.port, want.port
+    except ValueError:
+        return False
+    return (
+        got.scheme == want.scheme
+        and got.hostname is not None
+        and got.hostname == want.hostname
+        and ports[0] == ports[1]
+        and not got.username
+        and got.path.startswith(want.path.rstrip("/") + "/")
+    )
 
 
 def warning_due(
