@@ -143,3 +143,15 @@ def test_a_fresh_clone_runs_the_demo_as_written_and_ctrl_c_to_its_group_leaves_n
             assert [space.name for space in q.live_spaces(s)] == []
     finally:
         store.close()
+
+
+def test_the_notifications_example_is_a_valid_config_file(tmp_path):
+    from launchbay.server import load_config
+
+    start = README.index("## Notifications")
+    block = re.search(r"```yaml\n(.*?)```", README[start:], re.S)
+    assert block
+    (tmp_path / "launchbay.yaml").write_text(block.group(1))
+    notify = load_config(tmp_path / "launchbay.yaml").notifications
+    assert [c.kind for c in notify.channels] == ["slack", "json"]
+    assert [o.total_seconds() for o in notify.offsets()] == [86400, 3600, 600]
