@@ -25,7 +25,7 @@ from launchbay.api.follows import FollowLimits, Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY
 from launchbay.domain.errors import Invalid, LaunchbayError, Refused
 from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
-from launchbay.domain.notices import Channel, NotifyConfig
+from launchbay.domain.notices import Channel, NotifyConfig, key_bytes
 from launchbay.domain.template import Template
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
@@ -119,12 +119,14 @@ def server_channels(config: NotifyConfig) -> list[Channel]:
     for i, channel in enumerate(config.channels):
         secret = b""
         if channel.kind == "json":
-            secret = read_secret(
-                channel.secret_env,
-                channel.secret_file,
-                what=f"notifications.channels[{i}] signing key",
-                minimum=16,
-            ).encode()
+            secret = key_bytes(
+                read_secret(
+                    channel.secret_env,
+                    channel.secret_file,
+                    what=f"notifications.channels[{i}] signing key",
+                    minimum=16,
+                )
+            )
         channels.append(Channel(kind=channel.kind, url=channel.url, secret=secret))
     return channels
 

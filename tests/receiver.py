@@ -1,21 +1,20 @@
 """A real HTTP server that receives notices and checks their signatures with its own code
-(not Launchbay's), as a team's webhook endpoint would."""
+(the Standard Webhooks library, not Launchbay's), as a team's webhook endpoint would."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
 
 class Receiver:
     """A real HTTP server that records what it is sent and checks JSON signatures."""
 
-    def __init__(self, secret: bytes = b"") -> None:
+    def __init__(self, secret: bytes | str = b"") -> None:
         self.secret = secret  # a JSON channel's signing key
         self.got: list[tuple[str, dict[str, Any]]] = []
         self.bad_signatures = 0
@@ -47,11 +46,12 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def verify(self, headers: Any, body: bytes) -> bool:
-        """Standard Webhooks: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-        expected = base64.b64encode(hmac.new(self.secret, signed, hashlib.sha256).digest()).decode()
-        given = [s.removeprefix("v1,") for s in headers["webhook-signature"].split()]
-        return any(hmac.compare_digest(expected, g) for g in given)
+        """With the Standard Webhooks library itself (raw bytes, or a `whsec_` key)."""
+        try:
+            Webhook(self.secret).verify(body, dict(headers.items()))
+        except WebhookVerificationError:
+            return False
+        return True
 
     def kinds(self, path: str) -> list[str]:
         return [body.get("type", "slack") for p, body in self.got if p == path]

@@ -157,6 +157,16 @@ def _emit(data: Any) -> None:
     print_data(data, G.output)
 
 
+def _check_phase(phase: str) -> None:
+    """Checked here, not only by the server, to name the option in the error."""
+    from launchbay.domain.phases import Phase  # an enum, nothing more
+
+    if phase not in {p.value for p in Phase}:
+        *rest, last = (p.value for p in Phase)
+        message = f"--phase must be {', '.join(rest)} or {last}, not {phase!r}"
+        raise CliError(message, ExitStatus.USAGE)
+
+
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
     result = {}
     for item in items:
@@ -452,7 +462,13 @@ def space_create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="a new space's name")],
     template: Annotated[
         str,
-        typer.Option("--template", "-t", metavar="TEMPLATE", autocompletion=_complete_template),
+        typer.Option(
+            "--template",
+            "-t",
+            metavar="TEMPLATE",
+            help="the template to make it from (`bay template list`)",
+            autocompletion=_complete_template,
+        ),
     ],
     runtime: Annotated[str | None, typer.Option(metavar="RUNTIME", help=RUNTIME_HELP)] = None,
     ttl: Annotated[
@@ -463,7 +479,10 @@ def space_create(
         list[str] | None,
         typer.Option("--set", metavar="SERVICE.KEY=VALUE", help="e.g. api.version=pr-1"),
     ] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", metavar="NAME=VALUE")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", metavar="NAME=VALUE", help="a template parameter"),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="wait until it is ready, showing progress")] = False,
     timeout: Duration = "15m",
     output: Output = "table",
@@ -507,6 +526,8 @@ def space_list(
 ) -> None:
     """Spaces, newest first."""
     as_json = _check_output(output)
+    if phase is not None:
+        _check_phase(phase)
     client = _client()
     owner = client.get("/api/v1/whoami")["name"] if mine else None
     page = client.get(

@@ -112,7 +112,7 @@ def space_table(spaces: list[dict[str, Any]], *, wide: bool = False, headers: bo
         if wide:
             endpoints = [u for s in services for u in s["endpoints"].values()]
             row += [
-                space["expires_at"][:19].replace("T", " ") + "Z",
+                "-" if space["phase"] == "deleted" else space["expires_at"],
                 escape(" ".join(endpoints)) or "-",
                 escape((space["reason"] or "-").splitlines()[0]),
             ]
@@ -179,7 +179,9 @@ def show_space(space: dict[str, Any]) -> None:
         f"owner {escape(space['owner'])}"
         + (f", made for {escape(space['origin'])}" if space.get("origin") else "")
     )
-    ready = f", ready in {space['ready_seconds']:.1f}s" if space.get("ready_seconds") else ""
+    ready = ""
+    if space.get("ready_seconds") and phase in ("ready", "degraded"):
+        ready = f", ready in {space['ready_seconds']:.1f}s"
     if phase == "deleted":
         out.print(
             f"created {relative(space['created_at'])} ({space['created_at']}){ready}, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -155,7 +156,7 @@ class Notice:
                 "url": self.url,
                 "expires_at": instant(self.expires_at),
             },
-            "text": self.text,
+            "text": f"{self.space} {self.text}",
             "reason": self.reason,
             "extend": {"url": self.extend_url, "by": self.extend_by} if self.extend_url else None,
         }
@@ -170,6 +171,26 @@ class Notice:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+KEY_PREFIX = "whsec_"
+
+
+def new_key() -> str:
+    """A signing key as Standard Webhooks writes them: `whsec_` and base64 of 24 random
+    bytes (what its libraries take as they are)."""
+    return KEY_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def key_bytes(key: str) -> bytes:
+    """The bytes a key signs with: a `whsec_` key is base64 of them; any other text is
+    used as it is (a key an admin wrote into a file)."""
+    if key.startswith(KEY_PREFIX):
+        try:
+            return base64.b64decode(key.removeprefix(KEY_PREFIX), validate=True)
+        except ValueError as e:
+            raise Invalid(f"a {KEY_PREFIX} key must be base64: {e}") from e
+    return key.encode()
 
 
 def sign(secret: bytes, *, message_id: str, timestamp: int, body: bytes) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from launchbay.domain.notices import (
     NoticeKind,
     NotifyConfig,
     check_user_url,
+    key_bytes,
+    new_key,
     sign,
     text_of,
     warning_due,
@@ -193,7 +196,7 @@ class Notifier:
         headers = {"Content-Type": "application/json", "User-Agent": "launchbay"}
         if channel.kind == "json":
             message_id = f"msg_{uuid.uuid4().hex}"
-            stamp = int(self.engine.clock().timestamp())
+            stamp = int(time.time())  # when it is sent: receivers check it against theirs
             headers |= {
                 "webhook-id": message_id,
                 "webhook-timestamp": str(stamp),
@@ -297,7 +300,7 @@ class Notifier:
         if kind not in ("slack", "json"):
             raise Invalid(f"channel kind must be slack or json, not {kind!r}")
         check_user_url(url, self.config.user_urls)
-        secret = secrets.token_urlsafe(32) if kind == "json" else ""
+        secret = new_key() if kind == "json" else ""
         with self.engine.store.write() as s:
             user = store.user_by_name(s, actor.name)
             if user is None:
@@ -324,4 +327,4 @@ class Notifier:
 
 def _channel(row: UserChannel, owner: str) -> Channel:
     kind: Literal["slack", "json"] = "json" if row.kind == "json" else "slack"
-    return Channel(kind=kind, url=row.url, secret=row.secret.encode(), owner=owner)
+    return Channel(kind=kind, url=row.url, secret=key_bytes(row.secret), owner=owner)

@@ -278,9 +278,7 @@ class Provisioning:
             if seen.detail != said and not seen.healthy:
                 # The probe's last answer, for `--wait` and the portal while it waits.
                 said = seen.detail
-                self.engine.set_service(
-                    snapshot, service.name, ServiceStatus.STARTING, f"starting: {said}"[:500]
-                )
+                self.engine.set_service(snapshot, service.name, ServiceStatus.STARTING, said[:500])
             if not seen.running:
                 raise ServiceFailed(
                     service.name,

@@ -36,8 +36,10 @@ def _http(host: str, port: int, path: str) -> tuple[bool, str]:
         response = connection.getresponse()
         status = response.status
         said = _first_line(response.read(BODY_READ)) if status >= 400 else ""
-    except (OSError, http.client.HTTPException) as e:
-        return False, f"GET {path}: {e.__class__.__name__}: {e}"
+    except OSError as e:  # refused, reset, timed out: what the system says, in words
+        return False, f"GET {path}: {(e.strerror or str(e) or type(e).__name__).lower()}"
+    except http.client.HTTPException as e:  # not HTTP: a closed connection, a bad status line
+        return False, f"GET {path}: not an HTTP answer ({type(e).__name__})"
     finally:
         connection.close()
     return status < 400, f"GET {path}: {status}" + (f": {said}" if said else "")

@@ -136,7 +136,10 @@ def test_not_found_is_exit_5_with_the_servers_message(bay, server, monkeypatch):
 
 
 def test_an_unknown_filter_value_is_exit_2_naming_the_valid_ones(server):
-    for option, valid in (("--phase", "'provisioning'"), ("--runtime", "'compose'")):
+    for option, valid in (
+        ("--phase", "--phase must be pending, provisioning"),
+        ("--runtime", "'compose'"),
+    ):
         result = server.bay("space", "list", option, "bogus")
         assert result.returncode == 2, result.stdout + result.stderr
         assert valid in result.stderr and "Traceback" not in result.stderr

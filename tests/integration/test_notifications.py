@@ -188,7 +188,8 @@ def test_a_user_adds_a_channel_with_bay_and_is_told_of_their_own_spaces_only(tmp
         bob = server.bay("user", "create", "bob").stdout.strip()
         added = server.bay("notify", "add", "json", f"{mine.url}/json")
         assert added.returncode == 0, added.stderr
-        mine.secret = added.stdout.split("signing key (shown once): ")[1].strip().encode()
+        mine.secret = added.stdout.split("signing key (shown once): ")[1].strip()
+        assert mine.secret.startswith("whsec_")  # as Standard Webhooks' libraries take it
         assert (
             server.bay("notify", "add", "slack", f"{theirs.url}/slack", token=bob).returncode == 0
         )
