@@ -56,7 +56,14 @@ G = _Globals()
 
 FORMATS = ("table", "wide", "name", "json", "yaml")
 Output = Annotated[
-    str, typer.Option("--output", "-o", metavar="FORMAT", help="table, wide, name, json or yaml")
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table, wide, name, json or yaml",
+        autocompletion=lambda incomplete: [f for f in FORMATS if f.startswith(incomplete)],
+    ),
 ]
 
 
@@ -81,6 +88,12 @@ def _complete_space(incomplete: str) -> list[str]:
     return _starting((_ask("/api/v1/spaces", limit=500) or {}).get("items"), incomplete)
 
 
+def _complete_phase(incomplete: str) -> list[str]:
+    from launchbay.domain.phases import Phase
+
+    return [p.value for p in Phase if p.value.startswith(incomplete)]
+
+
 def _complete_template(incomplete: str) -> list[str]:
     return _starting(_ask("/api/v1/templates"), incomplete)
 
@@ -101,6 +114,7 @@ ServiceName = Annotated[
     ),
 ]
 Duration = Annotated[str, typer.Option(metavar="DURATION", help="how long --wait waits")]
+WaitFlag = Annotated[bool, typer.Option(help="wait until it is done, showing progress")]
 
 
 def _version(value: bool) -> None:
@@ -436,9 +450,8 @@ def template_validate(files: Annotated[list[Path], typer.Argument(help="template
         if problems:
             failed = True
         else:
-            print(
-                f"{file}: template {template.name!r} is valid ({len(template.services)} services)"
-            )
+            count = _count(template.services, "service")
+            print(f"{file}: template {template.name!r} is valid ({count})")
     if failed:
         raise typer.Exit(ExitStatus.USAGE)
 
@@ -507,7 +520,10 @@ def space_create(
 def space_list(
     output: Output = "table",
     mine: Annotated[bool, typer.Option(help="only my spaces")] = False,
-    phase: Annotated[str | None, typer.Option(metavar="PHASE", help="only this phase")] = None,
+    phase: Annotated[
+        str | None,
+        typer.Option(metavar="PHASE", help="only this phase", autocompletion=_complete_phase),
+    ] = None,
     template: Annotated[
         str | None,
         typer.Option(
@@ -632,6 +648,9 @@ def space_history(name: SpaceName, output: Output = "table") -> None:
     deploys = _client().get(f"/api/v1/spaces/{name}/deploys")
     if as_json:
         return _emit(deploys)
+    if not deploys:
+        print(f"no deploys of {name} yet; `bay space deploy` makes one")
+        return
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -681,17 +700,31 @@ _provision_again(
 
 
 @space_app.command("sleep")
-def space_sleep(name: SpaceName) -> None:
+def space_sleep(name: SpaceName, wait: WaitFlag = False, timeout: Duration = "10m") -> None:
     """Stop a space's services, keeping its state."""
-    _client().post(f"/api/v1/spaces/{name}/sleep")
-    print(f"{name} is going to sleep")
+    _sleep_or_wake(name, "sleep", until={"sleeping"}, wait=wait, timeout=timeout)
 
 
 @space_app.command("wake")
-def space_wake(name: SpaceName) -> None:
+def space_wake(name: SpaceName, wait: WaitFlag = False, timeout: Duration = "15m") -> None:
     """Start a sleeping space again."""
-    _client().post(f"/api/v1/spaces/{name}/wake")
-    print(f"{name} is waking up")
+    _sleep_or_wake(name, "wake", until={"ready", "settled"}, wait=wait, timeout=timeout)
+
+
+def _sleep_or_wake(name: str, action: str, *, until: set[str], wait: bool, timeout: str) -> None:
+    seconds = _seconds(timeout)
+    client = _client()
+    client.post(f"/api/v1/spaces/{name}/{action}")
+    if not wait:
+        print(f"{name} is {'going to sleep' if action == 'sleep' else 'waking up'}")
+        return
+    from launchbay.cli.output import wait_for
+
+    space = wait_for(client, name, until=until, timeout=seconds, live=True)
+    print(f"{name} is {space['phase']}")
+    if space["phase"] in ("failed", "degraded"):
+        reason = (space["reason"] or "see `bay space show`").splitlines()[0]
+        raise CliError(f"space {name!r} is {space['phase']}: {reason}", ExitStatus.SPACE_FAILED)
 
 
 @space_app.command("logs")
@@ -907,6 +940,10 @@ def _until_settled(
     if space["phase"] in ("failed", "degraded"):
         reason = (space["reason"] or "see `bay space show`").splitlines()[0]
         raise CliError(f"space {name!r} is {space['phase']}: {reason}", ExitStatus.SPACE_FAILED)
+
+
+def _count(items: Any, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def _read_text(path: Path) -> str:

@@ -368,7 +368,7 @@ class Provisioning:
             space.live_name = None
             space.deleted_at = now
             for service in space.services:
-                service.status = ServiceStatus.STOPPED
+                service.status, service.detail = ServiceStatus.STOPPED, "removed"
                 service.endpoints = {}
             self.engine.set_phase(
                 s,

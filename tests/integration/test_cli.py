@@ -206,9 +206,11 @@ def test_completion_scripts_complete_commands_and_a_live_servers_space_names(ser
     complete_words bay sp
     complete_words bay space show comp-
     complete_words bay space create x --template de
-    complete_words bay space logs comp-alpha w"""
+    complete_words bay space logs comp-alpha w
+    complete_words bay space list --phase re
+    complete_words bay space list -o ya"""
     lines = _in_shell(server, ["bash", "-c"], bash).splitlines()
-    assert lines == ["space", "comp-alpha comp-beta", "demo", "web"]
+    assert lines == ["space", "comp-alpha comp-beta", "demo", "web", "ready", "yaml"]
 
     # zsh: the real script in a real zsh, with compsys's two entry points standing in.
     zsh = """compdef() { : }
@@ -280,3 +282,13 @@ def test_template_show_says_when_no_runtime_here_can_run_it(server, templates):
         "create one: bay space create NAME --template demo"
         in server.bay("template", "show", "demo").stdout
     )
+
+
+def test_sleep_and_wake_can_wait_and_history_says_when_there_is_none(server):
+    assert server.bay("space", "create", "nap", "--template", "demo", "--wait").returncode == 0
+    slept = server.bay("space", "sleep", "nap", "--wait")
+    assert (slept.returncode, slept.stdout) == (0, "nap is sleeping\n"), slept.stderr
+    woke = server.bay("space", "wake", "nap", "--wait")
+    assert (woke.returncode, woke.stdout) == (0, "nap is ready\n"), woke.stderr
+    history = server.bay("space", "history", "nap")
+    assert history.stdout == "no deploys of nap yet; `bay space deploy` makes one\n"

@@ -405,7 +405,7 @@ def test_template_validate_runs_composes_own_check_and_says_where(tmp_path, busy
     assert result.returncode == 2, result.stderr
     assert f"{tmp_path / 'bad.yaml'}:4: Compose refuses the file:" in result.stderr
     assert "frobnicate" in result.stderr and "Traceback" not in result.stderr
-    assert "template 'good' is valid (1 services)" in result.stdout
+    assert "template 'good' is valid (1 service)" in result.stdout
 
 
 def test_a_template_overlay_compose_refuses_is_refused_at_create_and_by_validate(server, tmp_path):
