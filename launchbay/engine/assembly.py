@@ -14,7 +14,7 @@ from launchbay.domain.notices import Channel, NotifyConfig
 from launchbay.engine import loops
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine, Loop
-from launchbay.engine.notices import Notifier, Send, post
+from launchbay.engine.notices import Notifier
 from launchbay.engine.provisioning import Provisioning
 from launchbay.engine.queries import Queries
 from launchbay.engine.requests import Requests
@@ -37,7 +37,6 @@ class Launchbay:
         notify: NotifyConfig | None = None,
         channels: Sequence[Channel] = (),
         public_url: str = "http://127.0.0.1:8470",
-        send: Send = post,
     ) -> Launchbay:
         """Teach the engine's workers every job kind and make the loops."""
         provisioning = Provisioning(engine)
@@ -48,7 +47,6 @@ class Launchbay:
             config=notify or NotifyConfig(),
             channels=channels,
             public_url=public_url,
-            send=send,
         )
         return cls(
             engine=engine,

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -53,12 +53,15 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 TIMEOUT = 5.0
 
-Send = Callable[[str, bytes, dict[str, str]], int]
-
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http:
-        return http.post(url, content=body, headers=headers).status_code
+    """POST and keep only the status: the answer's body is never read (a channel's server
+    cannot fill our memory), redirects are not followed (nor can it send us elsewhere)."""
+    with (
+        httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http,
+        http.stream("POST", url, content=body, headers=headers) as response,
+    ):
+        return response.status_code
 
 
 def digest_of(token: str) -> str:
@@ -81,7 +84,6 @@ class Notifier:
         config: NotifyConfig,
         channels: Sequence[Channel] = (),
         public_url: str,
-        send: Send = post,
     ) -> None:
         self.engine = engine
         self.requests = requests
@@ -91,7 +93,6 @@ class Notifier:
         self.offsets = config.offsets()
         self.extend_by = parse_duration(config.extend_by)
         self.keep_ended = parse_duration(config.keep_ended)
-        self._send = send
 
     def ended_since(self) -> datetime:
         """Spaces that ended since then are still listed, as recently ended."""
@@ -205,7 +206,7 @@ class Notifier:
                 ),
             }
         try:
-            status = self._send(channel.url, payload, headers)
+            status = post(channel.url, payload, headers)
         except (httpx.HTTPError, OSError) as e:
             return f"{e.__class__.__name__}: {e}"[:300]
         return "" if 200 <= status < 300 else f"answered {status}"
