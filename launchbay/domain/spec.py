@@ -159,15 +159,22 @@ def extended_expiry(
     The maximum bounds the whole life of a space (created + max), so repeated extends
     cannot keep a space forever.
     """
-    limit = created_at + policy.max
     target = max(expires_at, now) + by
-    if target > limit:
-        left = format_duration(max(limit - max(expires_at, now), timedelta(0)))
+    if target > created_at + policy.max:
+        room = extension_room(created_at=created_at, expires_at=expires_at, policy=policy, now=now)
+        left = format_duration(room)
         raise Invalid(
             f"cannot extend by {format_duration(by)}: the template allows at most "
             f"{format_duration(policy.max)} in all, {left} more for this space"
         )
     return target
+
+
+def extension_room(
+    *, created_at: datetime, expires_at: datetime, policy: TtlPolicy, now: datetime
+) -> timedelta:
+    """How much longer the template still lets the space live (never below zero)."""
+    return max(created_at + policy.max - max(expires_at, now), timedelta(0))
 
 
 def _apply_overrides(service: Service, keys: Mapping[str, str]) -> Service:

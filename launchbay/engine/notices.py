@@ -16,7 +16,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -38,9 +37,10 @@ from launchbay.domain.notices import (
     warning_due,
     warning_key,
 )
+from launchbay.domain.spec import extension_room
 from launchbay.engine.engine import Engine, Loop
 from launchbay.engine.requests import Requests
-from launchbay.engine.views import SpaceView
+from launchbay.engine.views import ChannelView, SpaceView
 from launchbay.store import notices as store
 from launchbay.store import queries as q
 from launchbay.store.models import ExtendLink, Space, UserChannel
@@ -66,13 +66,6 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def digest_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ChannelView:
-    id: int
-    kind: str
-    url: str
 
 
 class Notifier:
@@ -269,7 +262,12 @@ class Notifier:
             name, owner = space.name, space.owner
             template = self.engine.catalog.get(space.template)
             now = self.engine.clock()
-            room = space.created_at + template.ttl.max - max(space.expires_at, now)
+            room = extension_room(
+                created_at=space.created_at,
+                expires_at=space.expires_at,
+                policy=template.ttl,
+                now=now,
+            )
             by = min(timedelta(seconds=link.by_seconds), room)
             if by < timedelta(minutes=1):
                 raise Invalid(

@@ -195,3 +195,12 @@ class DeliveryView:
             reason=row.reason,
             finished_at=row.finished_at,
         )
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """A user's own notification channel (its key is shown once, never again)."""
+
+    id: int
+    kind: str
+    url: str

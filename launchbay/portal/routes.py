@@ -434,39 +434,6 @@ def extend(
     )
 
 
-@router.post("/spaces/{name}/sleep")
-def sleep(
-    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    check_csrf(request, csrf)
-    return _act(request, name, "sleep", lambda: portal(request).requests.sleep(name, actor=who))
-
-
-@router.post("/spaces/{name}/wake")
-def wake(
-    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    check_csrf(request, csrf)
-    return _act(request, name, "wake", lambda: portal(request).requests.wake(name, actor=who))
-
-
-@router.post("/spaces/{name}/retry")
-def retry(
-    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    check_csrf(request, csrf)
-    return _act(request, name, "retry", lambda: portal(request).requests.retry(name, actor=who))
-
-
-@router.post("/spaces/{name}/recreate")
-def recreate(
-    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    check_csrf(request, csrf)
-    run = portal(request).requests.recreate
-    return _act(request, name, "recreate", lambda: run(name, actor=who))
-
-
 @router.get("/spaces/{name}/delete")
 def confirm_delete(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
     space = portal(request).queries.space(name)
@@ -475,12 +442,19 @@ def confirm_delete(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
     return render(request, "confirm_delete.html", {"space": space})
 
 
-@router.post("/spaces/{name}/delete")
-def delete(
-    request: Request, name: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
+# The buttons that take nothing but the space: each the request of the same name.
+ACTIONS = ("sleep", "wake", "retry", "recreate", "delete")
+
+
+@router.post("/spaces/{name}/{action}")
+def act(
+    request: Request, name: str, action: str, who: ViewerDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
+    if action not in ACTIONS:
+        raise NotFound(f"a space has no action {action!r}")
     check_csrf(request, csrf)
-    return _act(request, name, "delete", lambda: portal(request).requests.delete(name, actor=who))
+    run = getattr(portal(request).requests, action)
+    return _act(request, name, action, lambda: run(name, actor=who))
 
 
 @router.get("/spaces/{name}/logs/{service}")

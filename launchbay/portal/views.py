@@ -8,6 +8,7 @@ from launchbay.domain.auth import Actor, may_change
 from launchbay.domain.durations import format_duration, instant
 from launchbay.domain.expiry import expiring
 from launchbay.domain.phases import Phase
+from launchbay.domain.spec import extension_room
 from launchbay.domain.template import Template
 from launchbay.engine.views import SpaceView
 
@@ -42,7 +43,12 @@ def extension_left(space: SpaceView, template: Template | None) -> str:
     """How much longer the template still lets the space live: `3h`, or empty."""
     if template is None:
         return ""
-    room = space.created_at + template.ttl.max - max(space.expires_at, datetime.now(UTC))
+    room = extension_room(
+        created_at=space.created_at,
+        expires_at=space.expires_at,
+        policy=template.ttl,
+        now=datetime.now(UTC),
+    )
     minutes = timedelta(minutes=int(room.total_seconds() // 60))
     return format_duration(minutes) if minutes >= timedelta(minutes=1) else ""
 

@@ -4,7 +4,7 @@ contract by test_runtime_contract.py) with a clock the test controls."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from launchbay.engine.requests import CreateSpace, Requests
 from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.store.db import Store, sqlite_url
 from tests.fake_runtime import FakeRuntime, Script
-from tests.support import wait_until
+from tests.support import Clock, wait_until
 
 ANN = Actor("ann")
 PAIR = """\
@@ -37,14 +37,6 @@ services:
     endpoints: [{name: home, path: /}]
     process: {command: [web]}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,20 +18,9 @@ from launchbay.runtimes.base import RuntimeUnavailable
 from launchbay.runtimes.process import ProcessRuntime
 from launchbay.store import queries as q
 from tests.integration import templates as extra
-from tests.support import labelled_processes, wait_until
+from tests.support import Clock, labelled_processes, wait_until
 
 ANN = Actor("ann")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 class UnreadableRuntime(ProcessRuntime):
@@ -239,39 +226,12 @@ def test_a_pass_that_read_a_space_before_its_delete_finished_recreates_nothing(
     assert "restart" not in [e.kind for e in Queries(engine).events("gone")]
 
 
-SICK_SERVICE = """\
-import os
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"database unreachable: connection refused\\n(retrying in 1s)\\n"
-        self.send_response(503)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        print("api: GET /healthz", flush=True)
-
-
-print("api: starting", flush=True)
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
-
-
 def test_a_failed_health_check_says_what_the_service_answered_and_its_log_is_not_twenty_copies(
     make_engine, templates
 ):
-    (templates / "sick.py").write_text(SICK_SERVICE)
-    (templates / "sick.yaml").write_text(
-        "name: sick\nttl: {default: 1h, max: 2h}\nservices:\n  api:\n"
-        "    health: {http: /healthz, interval: 100ms, timeout: 2s}\n"
-        f"    process: {{command: [{sys.executable}, '${{template.dir}}/sick.py']}}\n"
-    )
+    extra.install_curable(templates)  # never cured here
     engine = make_engine()
-    Requests(engine).create(CreateSpace(name="sick-1", template="sick"), actor=ANN)
+    Requests(engine).create(CreateSpace(name="sick-1", template="curable"), actor=ANN)
     wait_phase(engine, "sick-1", {"failed"})
     reason = Queries(engine).space("sick-1").reason
     first = reason.splitlines()[0]

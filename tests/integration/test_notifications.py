@@ -4,7 +4,7 @@ checked by the receiver with its own code."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,10 @@ from launchbay.engine.requests import CreateSpace
 from launchbay.runtimes.process import ProcessRuntime
 from tests.integration import templates as extra
 from tests.receiver import Receiver
-from tests.support import ServerProcess, wait_until
+from tests.support import Clock, ServerProcess, wait_until
 
 ANN = Actor("ann")
 SECRET = b"a-signing-key-of-enough-length"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
