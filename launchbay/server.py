@@ -29,11 +29,11 @@ from launchbay.domain.notices import Channel, NotifyConfig, key_bytes
 from launchbay.domain.template import Template
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import parse_model
-from launchbay.engine.accounts import Accounts
+from launchbay.engine.accounts import ADMIN, Accounts
 from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import Clock, Engine, EngineSettings, utcnow
-from launchbay.engine.webhooks import GitHubHooks
+from launchbay.engine.webhooks import GitHubHooks, mapping_problems
 from launchbay.portal import routes as portal
 from launchbay.portal.sessions import load_secret
 
@@ -41,8 +41,8 @@ __all__ = [
     "EngineSettings",
     "FollowLimits",
     "KubernetesSettings",
+    "ProcessSettings",
     "ServerSettings",
-    "admin_only_when_shared",
     "build",
     "check_runtime_names",
     "default_data_dir",
@@ -53,7 +53,7 @@ from launchbay.reporters.github import GitHubReporter
 from launchbay.runtimes import registry
 from launchbay.runtimes.base import RuntimeContext
 from launchbay.runtimes.kubernetes.kind import KubernetesSettings
-from launchbay.runtimes.registry import admin_only_when_shared
+from launchbay.runtimes.process import ProcessSettings
 from launchbay.runtimes.registry import check_names as check_runtime_names
 from launchbay.store.db import Store, redact, sqlite_url
 
@@ -162,8 +162,9 @@ class ServerSettings:
     # that listens beyond loopback and names none, any host is answered.
     allowed_hosts: tuple[str, ...] = ()
     max_body: int = DEFAULT_MAX_BODY  # bytes of one request body (webhooks have their own)
-    # Run the process runtime's services as this user (when the server runs as root).
-    service_user: str | None = None
+    process: ProcessSettings = field(default_factory=ProcessSettings)
+    # Runtimes only admins may use; None: those whose services would run unconfined.
+    admin_only_runtimes: tuple[str, ...] | None = None
 
     @property
     def db_url(self) -> str:
@@ -179,7 +180,7 @@ class ServerSettings:
 
     @property
     def loopback_only(self) -> bool:
-        """Listens on a loopback address only: the portal may offer a one-click local sign-in."""
+        """Listens on a loopback address only: only loopback host names are answered."""
         if self.host == "localhost":
             return True
         try:
@@ -196,6 +197,19 @@ class ServerSettings:
     @property
     def token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    def private_paths(self) -> tuple[Path, ...]:
+        """What no service may see: the data dir, the config file and every file a secret
+        is read from."""
+        config = self.config
+        files = [self.config_file]
+        if config.github is not None:
+            files.append(config.github.secret_file or "")
+            files.append((config.github.report.token_file or "") if config.github.report else "")
+        files += [c.secret_file or "" for c in config.notifications.channels]
+        if self.kubernetes is not None:
+            files.append(self.kubernetes.kubeconfig or "")
+        return (self.data_dir, *(Path(f).resolve() for f in files if f))
 
     def describe(self) -> str:
         """The resolved settings, secrets redacted, for the log."""
@@ -237,6 +251,31 @@ def runtime_problems(template: Template) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
+def check_settings(settings: ServerSettings) -> None:
+    """Every mistake the settings hold, all at once, before anything is written (no data
+    dir, token or database is made for a server that cannot start)."""
+    config = settings.config
+    where = f"{settings.config_file}: " if settings.config_file else ""
+    checks: list[Callable[[], object]] = [lambda: server_channels(config.notifications)]
+    if config.github is not None:
+        github = config.github
+        checks += [lambda: github_secret(github), lambda: github_reporter(github)]
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except Invalid as e:
+            problems.append(where + e.message)
+    if config.github is not None:
+        catalog = TemplateCatalog(settings.templates)
+        problems += [where + p for p in mapping_problems(config.github, catalog)]
+    shared = os.environ.get("LAUNCHBAY_SESSION_SECRET", "")
+    if shared and len(shared) < 32:
+        problems.append("LAUNCHBAY_SESSION_SECRET must be at least 32 characters")
+    if problems:
+        raise Invalid("; ".join(problems))
+
+
 def private_data_dir(path: Path) -> None:
     """The data dir holds the admin token, the session secret and the database: 0700, and
     each file in it 0600, whatever an earlier version or a user's umask left."""
@@ -251,21 +290,34 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     private_data_dir(settings.data_dir)
     store = Store(settings.db_url)
     store.migrate()
+    accounts = Accounts(store, clock=clock)
+    installation = accounts.installation()
     runtimes = registry.build(
         RuntimeContext(
             settings.data_dir,
-            service_user=settings.service_user,
-            settings={"kubernetes": settings.kubernetes} if settings.kubernetes else {},
+            installation=installation,
+            templates=settings.templates,
+            private=settings.private_paths(),
+            settings={"process": settings.process}
+            | ({"kubernetes": settings.kubernetes} if settings.kubernetes else {}),
         )
     )
+    restricted = settings.admin_only_runtimes
+    if restricted is None:
+        restricted = tuple(name for name, r in runtimes.items() if r.unconfined())
+        for name in restricted:
+            log.warning("the %s runtime is for admins only: %s", name, runtimes[name].unconfined())
     engine = Engine(
         store=store,
         runtimes=runtimes,
         catalog=TemplateCatalog(settings.templates),
-        settings=replace(settings.engine, node=node_name(settings.data_dir)),
+        settings=replace(
+            settings.engine,
+            node=node_name(settings.data_dir),
+            admin_only_runtimes=frozenset(restricted),
+        ),
         clock=clock,
     )
-    accounts = Accounts(store, clock=clock)
     if accounts.bootstrap(settings.token_file):
         log.info("first start: admin token written to %s (mode 0600)", settings.token_file)
     notify = settings.config.notifications
@@ -301,13 +353,8 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         allowed_hosts=settings.answered_hosts(),
         max_body=settings.max_body,
     )
-    portal.install(
-        app,
-        bay=bay,
-        accounts=accounts,
-        secret=session_secret(settings.data_dir),
-        loopback_only=settings.loopback_only,
-    )
+    app.state.installation = installation
+    portal.install(app, bay=bay, accounts=accounts, secret=session_secret(settings.data_dir))
     return app
 
 
@@ -386,12 +433,8 @@ def serve(settings: ServerSettings, *, on_listening: Callable[[], None] | None =
     )
     log.info("settings: %s", settings.describe())
     os.umask(0o077)  # every file the server writes is its own (services get 0022 back)
+    check_settings(settings)
     lock = own_data_dir(settings.data_dir)
-    if os.geteuid() == 0 and settings.service_user is None and not settings.loopback_only:
-        log.warning(
-            "running as root without --service-user: process services run as root and "
-            "can read the server's files; set --service-user (e.g. nobody) on a shared server"
-        )
     try:
         sock = listen(settings.host, settings.port)
     except BaseException:
@@ -415,6 +458,11 @@ def serve(settings: ServerSettings, *, on_listening: Callable[[], None] | None =
         f"Launchbay {settings.url}  (portal: {settings.url}/  API: {settings.url}/docs)", flush=True
     )
     print(f"admin token: {settings.token_file}", flush=True)
+    admin = app.state.accounts.by_name(ADMIN)
+    if admin is not None:
+        link = app.state.accounts.signin_link(admin)
+        print(f"sign in to the portal (once, within a minute): {settings.url}/signin/link/{link}")
+        print("  (later: `bay portal` opens it signed in)", flush=True)
     try:
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
         uvicorn.Server(config).run(sockets=[sock])

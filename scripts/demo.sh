@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$REPO"
 
 ensure_venv ""
+# The demo's services each run in a bubblewrap sandbox; without it they run as you.
+command -v bwrap >/dev/null || apt_install bubblewrap 2>/dev/null ||
+  log "bubblewrap could not be installed: the demo's services run unconfined, as you"
 PORT="${LAUNCHBAY_DEMO_PORT:-8470}"
 DATA="$REPO/.demo/data"
 export BAY_SERVER="http://127.0.0.1:$PORT"

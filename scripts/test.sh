@@ -10,6 +10,7 @@ ensure_venv dev
 ensure_postgres
 apt_install chromium   # the portal's browser tests run in Debian's headless Chromium
 apt_install zsh fish    # `bay completion` is tried in the real shells
+apt_install bubblewrap  # process services run in a sandbox of their own
 ensure_docker          # the compose runtime's tests run on a real Docker Engine
 ensure_helm            # every chart is linted and rendered by the real helm binary
 

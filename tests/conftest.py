@@ -74,7 +74,16 @@ def server(tmp_path: Path, templates: Path) -> Iterator[ServerProcess]:
     s = ServerProcess(
         home=tmp_path / "home",
         templates=templates,
-        extra_args=["--sweep-interval", "0.5", "--reconcile-interval", "1", "--orphan-grace", "2"],
+        extra_args=[
+            "--sweep-interval",
+            "0.5",
+            "--reconcile-interval",
+            "1",
+            "--orphan-grace",
+            "2",
+            "--min-ttl",
+            "1s",
+        ],
     )
     s.home.mkdir()
     s.start()

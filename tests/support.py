@@ -67,6 +67,8 @@ class ServerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Put before the server's command: e.g. `as_unprivileged(...)` to run it as a non-root user.
+    wrapper: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -91,6 +93,7 @@ class ServerProcess:
         with (self.home / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [
+                    *self.wrapper,
                     sys.executable,
                     "-m",
                     "launchbay",
@@ -137,7 +140,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for pid in labelled_processes(self.data_dir / "runtime" / "process"):
+        for pid in labelled_processes(self.data_dir / "runtime" / "process", sandboxes=True):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -205,18 +208,22 @@ class ServerProcess:
         )
 
 
-def labelled_processes(root: Path, space: str | None = None) -> dict[int, dict[str, str]]:
-    """Live (non-zombie) processes carrying the process runtime's labels under `root`."""
+def labelled_processes(
+    root: Path, space: str | None = None, *, sandboxes: bool = False
+) -> dict[int, dict[str, str]]:
+    """Live (non-zombie) processes carrying the process runtime's labels under `root`: the
+    services' own, and with `sandboxes` the bubblewrap processes that hold them too."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             raw = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if state in ("Z", "X"):
+        state = stat.rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X") or (not sandboxes and stat.split(" (", 1)[1].startswith("bwrap)")):
             continue
         env = dict(
             item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if item
@@ -383,7 +390,77 @@ def compose_server(home: Path, templates: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
-        runtime = ComposeRuntime(compose_root(server))
+        runtime = ComposeRuntime(compose_root(server), installation=installation_of(server))
         for name in runtime.spaces():
             runtime.destroy_orphan(name)
         runtime.close()
+
+
+UNPRIVILEGED = "launchbay-test"
+
+
+def as_unprivileged(*writable: Path) -> list[str]:
+    """A prefix that runs a command as the unprivileged user `launchbay-test` (made if
+    missing), owning `writable`. The interpreter and the repository may live under root's
+    0700 home: a mount namespace of the command's own shows those read-only and nothing
+    else of that home (as an image that installs its Python elsewhere would)."""
+    import pwd
+
+    try:
+        account = pwd.getpwnam(UNPRIVILEGED)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                UNPRIVILEGED,
+            ],
+            check=True,
+        )
+        account = pwd.getpwnam(UNPRIVILEGED)
+    for path in writable:
+        for item in [path, *path.rglob("*")]:
+            os.chown(item, account.pw_uid, account.pw_gid, follow_symlinks=False)
+    shown = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, ROOT)}
+    view = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", "/root"]
+    for path in sorted(shown):
+        if path.is_relative_to("/root"):
+            view += ["--ro-bind", str(path), str(path)]
+    view += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--"]
+    return [
+        *view,
+        "setpriv",
+        f"--reuid={account.pw_uid}",
+        f"--regid={account.pw_gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+    ]
+
+
+def container_name(space: str, service: str) -> str:
+    """The name of a space's service container, found by Launchbay's labels (its project
+    name carries the server's installation id)."""
+    names = subprocess.run(
+        ["docker", "ps", "-a", "--format", "{{.Names}}",
+         "--filter", f"label=dev.launchbay.space={space}",
+         "--filter", f"label=dev.launchbay.service={service}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(names) == 1, (space, service, names)
+    return names[0]
+
+
+def installation_of(server: ServerProcess) -> str:
+    """The installation id a server recorded in its (SQLite) store; "" before its start."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(server.data_dir / "launchbay.db")) as db:
+            row = db.execute("SELECT installation FROM installation").fetchone()
+    except sqlite3.Error:
+        return ""
+    return str(row[0]) if row else ""

@@ -34,6 +34,7 @@ from launchbay.api.schemas import (
     DeployOut,
     EventOut,
     ExtendIn,
+    SigninLinkOut,
     SpaceList,
     SpaceOut,
     TemplateOut,
@@ -44,6 +45,7 @@ from launchbay.api.schemas import (
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid
 from launchbay.domain.phases import Phase
+from launchbay.engine.accounts import SIGNIN_LINK_LIFE
 from launchbay.engine.queries import SpaceFilter
 from launchbay.engine.requests import CreateSpace
 from launchbay.runtimes import registry
@@ -301,8 +303,23 @@ def runtimes(queries: QueriesDep) -> dict[str, dict[str, object]]:
 
 
 @router.get("/whoami", tags=["users"])
-def whoami(caller: ActorDep) -> dict[str, object]:
-    return {"name": caller.name, "admin": caller.is_admin}
+def whoami(request: Request, caller: ActorDep) -> dict[str, object]:
+    """The caller, and the installation the server belongs to (its id is on everything
+    its runtimes make)."""
+    return {
+        "name": caller.name,
+        "admin": caller.is_admin,
+        "installation": request.app.state.installation,
+    }
+
+
+@router.post("/me/signin-link", response_model=SigninLinkOut, status_code=201, tags=["users"])
+def signin_link(request: Request, accounts: AccountsDep, caller: ActorDep) -> SigninLinkOut:
+    """A link that signs the caller in to the portal once, within a minute (`bay portal`
+    opens it): no process on the server's machine signs in without one."""
+    token = accounts.signin_link(caller)
+    url = str(request.base_url).rstrip("/") + f"/signin/link/{token}"
+    return SigninLinkOut(url=url, valid_seconds=int(SIGNIN_LINK_LIFE.total_seconds()))
 
 
 def _cursor(raw: str | None) -> int | None:

@@ -174,6 +174,11 @@ class UserOut(BaseModel):
     token: str
 
 
+class SigninLinkOut(BaseModel):
+    url: str
+    valid_seconds: int
+
+
 class ServiceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -285,6 +290,9 @@ class TemplateServiceOut(BaseModel):
     endpoints: list[str]
     health: str | None
     runtimes: list[str]
+    binds: dict[str, str] = Field(
+        default={}, description="a Compose file's bind mounts: source -> how spaces see it"
+    )
 
 
 class TemplateOut(BaseModel):
@@ -319,6 +327,7 @@ class TemplateOut(BaseModel):
                     endpoints=[e.name for e in s.endpoints],
                     health=_health(s.health),
                     runtimes=[r.runtime for r in runtimes if s.has(r.section)],
+                    binds=s.binds,
                 )
                 for name, s in template.services.items()
             ],

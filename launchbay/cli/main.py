@@ -218,6 +218,9 @@ def server(
     workers: Annotated[
         int, typer.Option(min=1, max=256, help="jobs this server runs at once")
     ] = 16,
+    min_ttl: Annotated[
+        str, typer.Option(metavar="DURATION", help="the shortest TTL a space may ask for")
+    ] = "1m",
     copilot: Annotated[
         bool, typer.Option(help="mark expired spaces instead of deleting them")
     ] = False,
@@ -246,10 +249,18 @@ def server(
             "answers only loopback names and these"
         ),
     ] = None,
-    service_user: Annotated[
-        str | None,
-        typer.Option(help="run process services as this user (a server running as root)"),
-    ] = None,
+    process_isolation: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|sandbox|none",
+            help="process services each in a sandbox (sandbox: or do not start), as the "
+            "server's user (none: a laptop's own), or sandboxed where the machine can (auto)",
+        ),
+    ] = "auto",
+    service_uids: Annotated[
+        str,
+        typer.Option(metavar="FIRST-LAST", help="user ids a root server gives spaces, one each"),
+    ] = "600000-699999",
     max_body: Annotated[
         int, typer.Option(min=1024, help="bytes one request body may have (413 beyond)")
     ] = 1024 * 1024,
@@ -263,19 +274,20 @@ def server(
         list[str] | None,
         typer.Option(
             help="only admins may create spaces on this runtime (repeat for more; default: "
-            "those that run services on the server's own machine (process), on a server "
-            "that listens beyond loopback)"
+            "a runtime whose services would run as the server: process without a sandbox)"
         ),
     ] = None,
 ) -> None:
     """Run the Launchbay server: API, portal and the engine's loops."""
+    from datetime import timedelta
+
     from launchbay.domain.errors import Invalid
     from launchbay.server import (
         EngineSettings,
         FollowLimits,
         KubernetesSettings,
+        ProcessSettings,
         ServerSettings,
-        admin_only_when_shared,
         check_runtime_names,
         default_data_dir,
         load_config,
@@ -321,22 +333,18 @@ def server(
             orphan_grace=orphan_grace,
             copilot=copilot,
             workers=workers,
+            min_ttl=timedelta(seconds=_seconds(min_ttl)),
         ),
     )
-    if service_user is not None:
-        _check_service_user(service_user)
-    restricted = admin_only_runtime
-    if restricted is not None:
-        check_runtime_names(restricted, what="--admin-only-runtime")
-    else:
-        restricted = [] if settings.loopback_only else admin_only_when_shared()
+    if admin_only_runtime is not None:
+        check_runtime_names(admin_only_runtime, what="--admin-only-runtime")
     settings = dataclasses.replace(
         settings,
-        engine=dataclasses.replace(settings.engine, admin_only_runtimes=frozenset(restricted)),
+        admin_only_runtimes=tuple(admin_only_runtime) if admin_only_runtime is not None else None,
         follows=FollowLimits(per_user=max_follows_per_user, total=max_follows),
         allowed_hosts=tuple(allowed_host or ()),
         max_body=max_body,
-        service_user=service_user,
+        process=_process_settings(process_isolation, service_uids, ProcessSettings),
     )
 
     def record_local_context() -> None:
@@ -353,18 +361,17 @@ def server(
         raise CliError(e.message, ExitStatus.USAGE) from e
 
 
-def _check_service_user(name: str) -> None:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        raise CliError(f"--service-user: no user named {name!r} here", ExitStatus.USAGE) from None
-    if os.geteuid() != 0:
+def _process_settings(isolation: str, uids: str, make: Any) -> Any:
+    if isolation not in ("auto", "sandbox", "none"):
+        message = f"--process-isolation must be auto, sandbox or none, not {isolation!r}"
+        raise CliError(message, ExitStatus.USAGE)
+    first, dash, last = uids.partition("-")
+    if not (dash and first.isdigit() and last.isdigit() and 1000 <= int(first) < int(last) < 2**31):
         raise CliError(
-            "--service-user needs a server running as root (it starts services as that user)",
+            f"--service-uids {uids!r}: write FIRST-LAST, from 1000 up, e.g. 600000-699999",
             ExitStatus.USAGE,
         )
+    return make(isolation=isolation, uids=range(int(first), int(last) + 1))
 
 
 # -- templates -------------------------------------------------------------------------------
@@ -416,6 +423,9 @@ def template_show(
         out.print(f"  step {layer}: {', '.join(names)}", markup=False)
     for pname, param in template["params"].items():
         out.print(f"  param {pname} = {param['default']!r}  {param['description']}", markup=False)
+    for service in template["services"]:
+        for source, kind in service.get("binds", {}).items():
+            out.print(f"  {service['name']} mounts {source}: {kind}", markup=False)
     if template["runtimes"]:
         out.print(
             f"create one: bay space create NAME --template {template['name']} --wait",
@@ -832,6 +842,21 @@ def login(
     print(f"logged in to {server_url} as {me['name']}; context {name!r} is now current")
 
 
+@app.command()
+def portal(
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="open it in the browser")
+    ] = True,
+) -> None:
+    """Open the portal signed in as you: a link that works once, within a minute."""
+    link = _client().post("/api/v1/me/signin-link")
+    print(f"{link['url']}  (works once, within {link['valid_seconds']}s)")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(link["url"])
+
+
 @context_app.command("list")
 def context_list() -> None:
     """Known contexts; the current one is marked."""
@@ -865,6 +890,7 @@ def doctor(output: Output = "table") -> None:
         client = _client()
         me = client.get("/api/v1/whoami")
         checks.append(("server", True, f"answers; signed in as {me['name']}"))
+        checks.append(("installation", True, str(me.get("installation", "?"))))
         for name, runtime in client.get("/api/v1/runtimes").items():
             checks.append((f"runtime {name}", runtime["ok"], runtime["detail"]))
     except CliError as e:

@@ -32,13 +32,38 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Bind:
+    """A bind mount: its source as written, where it is mounted, and whether read-only."""
+
+    source: str
+    target: str
+    read_only: bool
+
+    @property
+    def relative(self) -> bool:
+        """A folder of the team's own tree (`./data`), not a machine's path (`/x`, `~/x`)."""
+        return not self.source.startswith(("/", "~"))
+
+    def own_copy(self, shared: Sequence[str]) -> bool:
+        """Whether each space gets its own copy: writable, in the team's tree, and not one
+        the template says every space shares (`compose.shared_binds`)."""
+        return self.relative and not self.read_only and self.source not in shared
+
+    def kind(self, shared: Sequence[str]) -> str:
+        """How spaces see it, in words (`bay template show`)."""
+        if self.own_copy(shared):
+            return "each space's own copy"
+        return "read-only, shared" if self.read_only else "shared by every space"
+
+
+@dataclass(frozen=True)
 class ComposeService:
     name: str
     depends_on: Mapping[str, str]  # dependency -> condition
     profiles: tuple[str, ...]
     ports: tuple[Port, ...]
     expose: tuple[int, ...]
-    binds: tuple[str, ...]  # bind-mount sources, as written
+    binds: tuple[Bind, ...]
     built: bool
     replicas: int
     healthcheck: bool  # its own, in the file (an image's HEALTHCHECK is not seen here)
@@ -167,18 +192,25 @@ def _ports(entry: Any) -> list[Port]:
     return [Port(p, protocol or "tcp") for p in range(low, high + 1)]
 
 
-def _binds(volumes: Sequence[Any]) -> list[str]:
-    """Bind-mount sources: paths (`./x:/y`, `/x:/y`, `~/x:/y`) and long-form `type: bind`."""
-    sources = []
+def _binds(volumes: Sequence[Any]) -> list[Bind]:
+    """Bind mounts: paths (`./x:/y[:ro]`, `/x:/y`, `~/x:/y`) and long-form `type: bind`."""
+    found = []
     for entry in volumes:
         if isinstance(entry, dict):
             if entry.get("type") == "bind" and entry.get("source"):
-                sources.append(str(entry["source"]))
+                found.append(
+                    Bind(
+                        str(entry["source"]),
+                        str(entry.get("target", "")),
+                        bool(entry.get("read_only")),
+                    )
+                )
             continue
-        source, colon, _ = str(entry).partition(":")
+        source, colon, rest = str(entry).partition(":")
         if colon and source.startswith(("/", ".", "~")):
-            sources.append(source)
-    return sources
+            target, _, mode = rest.partition(":")
+            found.append(Bind(source, target, "ro" in mode.split(",")))
+    return found
 
 
 def _declared(section: Any) -> tuple[str, ...]:

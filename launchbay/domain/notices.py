@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import posixpath
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -106,8 +107,16 @@ def _under(url: str, prefix: str) -> bool:
         and got.hostname == want.hostname
         and ports[0] == ports[1]
         and not got.username
-        and got.path.startswith(want.path.rstrip("/") + "/")
+        and _effective_path(got.path).startswith(want.path.rstrip("/") + "/")
     )
+
+
+def _effective_path(path: str) -> str:
+    """The path a receiver serves: percent-decoded (`%2e%2e`, `%2f`), backslashes as
+    slashes, dot segments resolved. `/hook/../admin/` is `/admin/`, not under `/hook/`."""
+    decoded = unquote(unquote(path)).replace("\\", "/")
+    resolved = posixpath.normpath(decoded or "/")
+    return resolved + ("/" if decoded.endswith("/") and resolved != "/" else "")
 
 
 def warning_due(

@@ -139,11 +139,18 @@ def resolve_params(
     return {name: given.get(name, p.default) for name, p in template.params.items()}
 
 
-def choose_ttl(policy: TtlPolicy, requested: str | None) -> timedelta:
-    """The TTL for a new space: the template's default, or what was asked within the maximum."""
+def choose_ttl(
+    policy: TtlPolicy, requested: str | None, *, minimum: timedelta = timedelta(0)
+) -> timedelta:
+    """The TTL for a new space: the template's default, or what was asked within the maximum
+    and at least `minimum` (the server's `--min-ttl`)."""
     if requested is None:
         return policy.default
     ttl = parse_duration(requested)
+    if ttl < minimum:
+        raise Invalid(
+            f"TTL {requested} is too short: a space lives at least {format_duration(minimum)}"
+        )
     if ttl > policy.max:
         raise Invalid(
             f"TTL {requested} is over this template's maximum of {format_duration(policy.max)}"
@@ -212,6 +219,7 @@ def _set_env(data: dict[str, Any], name: str, value: str) -> None:
         data["process"]["env"][name] = value
     compose = data.get("compose")
     if compose is not None:
+        value = value.replace("$", "$$")  # Compose interpolates its files: `$HOME` as written
         environment = compose.get("environment")
         if isinstance(environment, list):
             kept = [e for e in environment if str(e).partition("=")[0] != name]
@@ -265,8 +273,8 @@ def resolve_services(
 ) -> dict[ServiceName, ResolvedService]:
     """Every service of the template, overridden and interpolated for one space
     (`domain`: the space's `${space.domain}`, as its runtime names it)."""
-    services = {
-        name: _apply_overrides(service, overrides.get(name, {}))
+    versions: dict[str, str] = {
+        name: overrides.get(name, {}).get("version", service.version)
         for name, service in template.services.items()
     }
     values = reference_values(
@@ -275,12 +283,18 @@ def resolve_services(
         owner=owner,
         params=params,
         addresses=addresses,
-        versions={name: s.version for name, s in services.items()},
+        versions=versions,
         domain=domain,
     )
+    # Overrides last: a user's value reaches the service as written, never interpolated.
     return {
-        name: ResolvedService(name=name, spec=_interpolated(service, values, template.folder))
-        for name, service in services.items()
+        name: ResolvedService(
+            name=name,
+            spec=_apply_overrides(
+                _interpolated(service, values, template.folder), overrides.get(name, {})
+            ),
+        )
+        for name, service in template.services.items()
     }
 
 

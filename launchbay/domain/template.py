@@ -173,6 +173,7 @@ class Service(Strict):
     # Set from a template's Compose file, never written in a template.
     profiles: list[str] = []
     compose_file: str | None = None
+    binds: dict[str, str] = {}  # bind source -> how spaces see it (`Bind.kind`)
 
     def has(self, section: str) -> bool:
         """Whether the service is written for runtimes that run `section`."""
@@ -189,6 +190,11 @@ class ComposeProject(Strict):
     services: list[str] = Field(default=[], description="only these (and what they need)")
     profiles: list[str] = Field(
         default=[], description="Compose profiles to enable; may name ${params.X} (a, b)"
+    )
+    shared_binds: list[str] = Field(
+        default=[],
+        description="bind sources, as the Compose file writes them, that every space shares; "
+        "any other writable relative bind is each space's own copy",
     )
 
 
@@ -362,7 +368,7 @@ def parse_template(text: str, *, file: str, read: Callable[[Path], str] | None =
         f"{key!r} (it comes from the Compose file)"
         for name, raw in (data.get("services") or {}).items()
         if isinstance(raw, dict)
-        for key in ("profiles", "compose_file")
+        for key in ("profiles", "compose_file", "binds")
         if key in raw
     ]
     if problems:
@@ -430,6 +436,7 @@ def _with_compose_file(
                 "overridable": extras.overridable.model_copy(update={"version": False}),
                 "profiles": list(spec.profiles),
                 "compose_file": str(path),
+                "binds": {b.source: b.kind(project.shared_binds) for b in spec.binds},
             }
         )
     return template.model_copy(

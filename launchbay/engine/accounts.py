@@ -1,9 +1,12 @@
-"""Users and their tokens. Tokens are shown once and stored only as digests."""
+"""Users, their tokens and one-time sign-in links, and the installation's id. Tokens and
+links are shown once and stored only as digests."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from launchbay.domain.auth import Actor, new_token, require_admin, token_digest
@@ -12,10 +15,12 @@ from launchbay.domain.names import parse_user_name
 from launchbay.engine.engine import Clock
 from launchbay.store import queries as q
 from launchbay.store.db import Store
+from launchbay.store.models import SigninLink, User
 
 log = logging.getLogger(__name__)
 
 ADMIN = "admin"
+SIGNIN_LINK_LIFE = timedelta(minutes=1)
 
 
 class Accounts:
@@ -69,3 +74,46 @@ class Accounts:
                 f.write(token + "\n")
             token_file.chmod(0o600)
         return True
+
+    def installation(self) -> str:
+        """The installation's id, made at its first start and the same for every replica."""
+        with self.store.write() as s:
+            try:
+                return q.installation(s, new=secrets.token_hex(3), now=self.clock())
+            except Conflict:
+                pass
+        with self.store.write() as s:
+            return q.installation(s, new="", now=self.clock())
+
+    def signin_link(self, actor: Actor) -> str:
+        """A token that signs `actor` in to the portal once, within a minute (the link
+        `bay server` prints and `bay portal` opens)."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.store.write() as s:
+            user = q.user_by_name(s, actor.name)
+            if user is None:
+                raise Unauthorized(f"no user named {actor.name!r}")
+            s.add(
+                SigninLink(
+                    digest=token_digest(token), user_id=user.id, valid_until=now + SIGNIN_LINK_LIFE
+                )
+            )
+        return token
+
+    def redeem_signin_link(self, token: str) -> Actor:
+        """The user a sign-in link was made for, spending it; Unauthorized once used, after
+        its minute, or for a token never made."""
+        now = self.clock()
+        with self.store.write() as s:
+            link = s.get(SigninLink, token_digest(token), with_for_update=True)
+            if link is None:
+                raise Unauthorized("this sign-in link is not known: ask for a new one")
+            if link.used_at is not None:
+                raise Unauthorized("this sign-in link was used already: ask for a new one")
+            if link.valid_until < now:
+                raise Unauthorized("this sign-in link has expired (a link is good for a minute)")
+            link.used_at = now
+            user = s.get(User, link.user_id)
+            assert user is not None  # the link goes with its user (on delete cascade)
+            return Actor(name=user.name, is_admin=user.is_admin)

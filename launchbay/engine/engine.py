@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -79,6 +79,8 @@ class EngineSettings:
     orphan_grace: float = 30.0
     workers: int = 16
     limits: Limits = field(default_factory=Limits)
+    # The shortest TTL a space may ask for (`--min-ttl`): shorter ones are refused.
+    min_ttl: timedelta = timedelta(minutes=1)
     # Runtimes only admins may create spaces on (the process runtime on a shared server:
     # its services run on the server's own machine).
     admin_only_runtimes: frozenset[str] = frozenset()
@@ -365,6 +367,7 @@ class Engine:
     def start(self, loops: Sequence[Loop] = ()) -> None:
         """Start working on jobs, and run each of `loops` in a thread of its own (the
         reconciler and the reaper: `engine.loops.install` makes them)."""
+        self._adopt()
         self.jobs.start()
         for loop in loops:
             thread = threading.Thread(
@@ -375,6 +378,17 @@ class Engine:
             )
             thread.start()
             self._loops.append(thread)
+
+    def _adopt(self) -> None:
+        """Each runtime takes what its live spaces have from before everything carried the
+        installation's id; a runtime that cannot be reached now is asked at the next start."""
+        with self.store.read() as s:
+            live = [(x.runtime, SpaceName(x.name)) for x in q.live_spaces(s)]
+        for name, runtime in self.runtimes.items():
+            try:
+                runtime.adopt({space for on, space in live if on == name})
+            except LaunchbayError as e:
+                log.warning("runtime %s: could not adopt its earlier spaces: %s", name, e.message)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -70,7 +70,7 @@ class Requests:
         overrides = parse_sets(
             request.sets, template, engine.settings.limits, on=engine.runs_on(on)
         )
-        ttl = choose_ttl(template.ttl, request.ttl)
+        ttl = choose_ttl(template.ttl, request.ttl, minimum=engine.settings.min_ttl)
         now = engine.clock()
         with engine.store.write() as s:
             space = q.add_space(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -229,3 +229,9 @@ class GuardedRuntime(Runtime):
 
     def destroy_orphan(self, name: SpaceName) -> None:
         self._call(lambda r: r.destroy_orphan(name))
+
+    def adopt(self, spaces: Collection[SpaceName]) -> None:
+        self._call(lambda r: r.adopt(spaces))
+
+    def unconfined(self) -> str | None:
+        return self.board.get(self.name).unconfined()

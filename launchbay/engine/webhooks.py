@@ -19,7 +19,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from launchbay.domain.errors import (
     Unauthorized,
 )
 from launchbay.domain.jobs import backoff
+from launchbay.domain.template import Template
 from launchbay.domain.webhooks import (
     DeliveryStatus,
     GitHubConfig,
@@ -55,6 +56,7 @@ from launchbay.domain.webhooks import (
     space_name,
     version_of,
 )
+from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
 from launchbay.engine.requests import CreateSpace, Requests
@@ -150,36 +152,7 @@ class GitHubHooks:
 
     def problems(self) -> list[str]:
         """Each repository mapping that could never work, with the key that is wrong."""
-        problems = []
-        for repository, mapping in self.config.repositories.items():
-            where = f"github.repositories.{repository}"
-            try:
-                template = self.engine.catalog.get(mapping.template)
-            except LaunchbayError as e:
-                problems.append(f"{where}.template: {e.message}")
-                continue
-            if mapping.service not in template.services:
-                known = ", ".join(template.services)
-                problems.append(
-                    f"{where}.service: template {template.name!r} has no service "
-                    f"{mapping.service!r} (it has {known})"
-                )
-            try:
-                self.requests.runtime_for(template, mapping.runtime)
-            except LaunchbayError as e:
-                problems.append(f"{where}.runtime: {e.message}")
-            if mapping.ttl is not None:
-                try:
-                    ttl = parse_duration(mapping.ttl)
-                except Invalid as e:
-                    problems.append(f"{where}.ttl: {e.message}")
-                else:
-                    if ttl > template.ttl.max:
-                        problems.append(
-                            f"{where}.ttl: {mapping.ttl} is over template {template.name!r}'s "
-                            f"maximum of {format_duration(template.ttl.max)}"
-                        )
-        return problems
+        return mapping_problems(self.config, self.engine.catalog, self.requests.runtime_for)
 
     # -- the answer ------------------------------------------------------------------------
 
@@ -576,3 +549,43 @@ def _not_ours(name: str, number: int, origin: str | None) -> str:
         f"space {name!r} was made {made}, not for PR #{number}: it is left alone "
         "(change the repository's `space` pattern to give PR spaces other names)"
     )
+
+
+def mapping_problems(
+    config: GitHubConfig,
+    catalog: TemplateCatalog,
+    runtime_for: Callable[[Template, str | None], object] | None = None,
+) -> list[str]:
+    """Each repository mapping that could never work, with the key that is wrong; the
+    runtimes are asked only when `runtime_for` is given (a server that has made them)."""
+    problems = []
+    for repository, mapping in config.repositories.items():
+        where = f"github.repositories.{repository}"
+        try:
+            template = catalog.get(mapping.template)
+        except LaunchbayError as e:
+            problems.append(f"{where}.template: {e.message}")
+            continue
+        if mapping.service not in template.services:
+            known = ", ".join(template.services)
+            problems.append(
+                f"{where}.service: template {template.name!r} has no service "
+                f"{mapping.service!r} (it has {known})"
+            )
+        if runtime_for is not None:
+            try:
+                runtime_for(template, mapping.runtime)
+            except LaunchbayError as e:
+                problems.append(f"{where}.runtime: {e.message}")
+        if mapping.ttl is not None:
+            try:
+                ttl = parse_duration(mapping.ttl)
+            except Invalid as e:
+                problems.append(f"{where}.ttl: {e.message}")
+            else:
+                if ttl > template.ttl.max:
+                    problems.append(
+                        f"{where}.ttl: {mapping.ttl} is over template {template.name!r}'s "
+                        f"maximum of {format_duration(template.ttl.max)}"
+                    )
+    return problems

@@ -4,7 +4,6 @@ rights and rules stay in the engine, errors go through the one error mapping."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,10 +35,9 @@ from launchbay.domain.errors import (
     Unauthorized,
     http_status,
 )
-from launchbay.domain.hosts import is_loopback_host
 from launchbay.domain.names import parse_space_name
 from launchbay.domain.spec import choose_ttl
-from launchbay.engine.accounts import ADMIN, Accounts
+from launchbay.engine.accounts import Accounts
 from launchbay.engine.assembly import Launchbay
 from launchbay.engine.notices import Notifier
 from launchbay.engine.queries import SORTS, Queries, SpaceFilter
@@ -66,7 +64,6 @@ class Portal:
     accounts: Accounts
     signer: Signer
     templates: Jinja2Templates
-    loopback_only: bool
 
 
 class SignInRequired(Exception):
@@ -79,7 +76,6 @@ def install(
     bay: Launchbay,
     accounts: Accounts,
     secret: bytes,
-    loopback_only: bool,
 ) -> None:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
@@ -95,7 +91,7 @@ def install(
         clock_time=views.clock_time,
     )
     app.state.portal = Portal(
-        bay.requests, bay.queries, bay.notifier, accounts, Signer(secret), templates, loopback_only
+        bay.requests, bay.queries, bay.notifier, accounts, Signer(secret), templates
     )
     # Errors outside the API are pages in the portal's layout, with its navigation.
     app.state.error_page = lambda request, status, message: render(
@@ -155,7 +151,6 @@ def render(
     context = {
         "viewer": optional_viewer(request),
         "csrf": p.signer.csrf_token(browser),
-        "loopback_only": p.loopback_only,
         **context,
     }
     response = p.templates.TemplateResponse(request, name, context, status_code=status)
@@ -189,19 +184,16 @@ def signin(
     return _signed_in(request, actor.name, _safe_next(next))
 
 
-@router.post("/signin/local")
-def signin_local(
-    request: Request, csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
-) -> Response:
-    """One click, as the local admin: only on a loopback-only server, from the machine itself."""
-    check_csrf(request, csrf)
-    client = request.client.host if request.client else ""
-    loopback = _is_loopback(client) and is_loopback_host(request.headers.get("host", ""))
-    if not portal(request).loopback_only or not loopback:
-        raise Forbidden(
-            "signing in without a token works only on a loopback-only server, from that machine"
-        )
-    return _signed_in(request, ADMIN, _safe_next(next))
+@router.get("/signin/link/{token}")
+def signin_link(request: Request, token: str) -> Response:
+    """A one-time link (`bay server` prints one, `bay portal` opens one): signs in once,
+    within its minute; any process on the machine can reach the portal, none can sign in
+    without a link."""
+    try:
+        actor = portal(request).accounts.redeem_signin_link(token[:100])
+    except Unauthorized as e:
+        return render(request, "signin.html", {"next": "/", "error": e.message}, status=401)
+    return _signed_in(request, actor.name, "/")
 
 
 @router.post("/signout")
@@ -227,13 +219,6 @@ def _signed_in(request: Request, user: str, next_url: str) -> Response:
 
 def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "testclient"
 
 
 # -- the dashboard -----------------------------------------------------------------------------

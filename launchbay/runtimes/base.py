@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -161,6 +161,11 @@ class Runtime(abc.ABC):
         """Warnings the runtime reports for the space, for its timeline. Optional."""
         return []
 
+    def unconfined(self) -> str | None:
+        """Why this runtime's services run with the server's own identity on its machine
+        (then only admins may use it), or None: they cannot reach the server."""
+        return None
+
     def check_template(self, template: Template) -> None:  # noqa: B027 - optional
         """Raise Invalid if this runtime cannot run the template as it is now (a Compose
         file Compose rejects, a bind source that is missing): before anything is written."""
@@ -170,6 +175,10 @@ class Runtime(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional: only runtimes with connections need it
         """Release connections (the server is stopping)."""
+
+    def adopt(self, spaces: Collection[SpaceName]) -> None:  # noqa: B027 - optional
+        """Take as this installation's what these live spaces have that was made before
+        everything carried the installation's id (once, at the server's start)."""
 
     def destroy_orphan(self, name: SpaceName) -> None:
         """Remove what the runtime holds for a space that has no live record."""
@@ -181,11 +190,15 @@ RuntimeRegistry = Mapping[str, Runtime]
 
 @dataclass(frozen=True)
 class RuntimeContext:
-    """What a runtime is made from: the server's data folder, the user its services run as,
+    """What a runtime is made from: the server's data folder, its installation id (carried
+    by everything the runtime makes), its templates folder, the paths no service may see
+    (the server's secrets),
     and each runtime's own settings by name (absent: that runtime is not configured)."""
 
     data_dir: Path
-    service_user: str | None = None
+    installation: str = ""
+    templates: Path | None = None
+    private: tuple[Path, ...] = ()
     settings: Mapping[str, object] = field(default_factory=dict)
 
     def folder(self, name: str) -> Path:
@@ -200,9 +213,6 @@ class RuntimeKind:
     summary: str
     # The runtime for this server, or None when its settings do not enable it.
     make: Callable[[RuntimeContext], Runtime | None]
-    # Its services run on the server's own machine as the server's user: on a server that
-    # listens beyond loopback, only admins may use it unless the operator says otherwise.
-    admin_only_when_shared: bool = False
     # What it can say of a template without a server's settings (`bay template validate`);
     # None: the runtime made with no settings checks it (`Runtime.check_template`).
     validate: Callable[[Template], list[str]] | None = None

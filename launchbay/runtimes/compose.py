@@ -29,7 +29,12 @@ from typing import Any
 
 import yaml
 
-from launchbay.domain.composefile import ComposeFile, Port, bind_source, read_compose_file
+from launchbay.domain.composefile import (
+    ComposeFile,
+    Port,
+    bind_source,
+    read_compose_file,
+)
 from launchbay.domain.errors import Conflict, Invalid, LaunchbayError, NotFound, Refused
 from launchbay.domain.interpolation import REFERENCE
 from launchbay.domain.names import ServiceName, SpaceName
@@ -56,6 +61,8 @@ LABEL_MANAGED = "dev.launchbay.managed-by"
 LABEL_ROOT = "dev.launchbay.root"
 LABEL_SPACE = "dev.launchbay.space"
 LABEL_SERVICE = "dev.launchbay.service"
+LABEL_INSTALLATION = "dev.launchbay.installation"
+COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_TIMEOUT = 900.0  # seconds for one `up`, builds included
 OVERRIDE_FILE = "launchbay.override.yaml"
 # What `docker compose` inherits of the server's environment: nothing else. A Compose file's
@@ -80,9 +87,12 @@ class ComposeRuntime(Runtime):
         project_prefix: str = "lb-",
         stop_timeout: int = 5,
         docker_timeout: float = 15.0,
+        installation: str = "",
     ) -> None:
         self.root = root.resolve()
         self.prefix = project_prefix
+        self.installation = installation
+        self._projects: dict[str, str] = {}
         self.stop_timeout = stop_timeout
         self.docker_timeout = docker_timeout
         self._client: Any = None
@@ -195,7 +205,7 @@ class ComposeRuntime(Runtime):
         host, port = self._health_address(space, service, container)
         if port is None:
             return Observed(running=True, healthy=False, detail="no port to check health on")
-        passed, detail = probes.check(health, host=host, port=port, env={}, cwd=self.root)
+        passed, detail = probes.network(health, host=host, port=port)
         return Observed(running=True, healthy=passed, detail=detail + suffix)
 
     def check_template(self, template: Template) -> None:
@@ -216,7 +226,7 @@ class ComposeRuntime(Runtime):
         if stamp not in self._valid_files:
             self._validate(path, overlay, template.source)
             self._valid_files.add(stamp)
-        self._check_binds(found, list(template.services))
+        self._check_binds(found, list(template.services), template.compose.shared_binds)
 
     def _validate(self, path: Path, overlay: dict[str, Any], source: str) -> None:
         """`docker compose config --quiet` of the team's file, then with the template's
@@ -255,7 +265,8 @@ class ComposeRuntime(Runtime):
         assert template.compose is not None
         self._docker()
         found = self._read(Path(template.compose.file))
-        self._check_binds(found, [s.name for s in services])
+        shared = template.compose.shared_binds
+        self._check_binds(found, [s.name for s in services], shared)
         with self._space_lock(space.name):
             folder = self._folder(space.name)
             folder.mkdir(parents=True, exist_ok=True)
@@ -263,7 +274,8 @@ class ComposeRuntime(Runtime):
             write_json(
                 folder / "env.json", {"params": dict(params), "profiles": template.compose.profiles}
             )
-            self._write_override(space, found, services)
+            own = self._own_binds(space.name, found, [s.name for s in services], shared)
+            self._write_override(space, found, services, own)
         # Jobs that completed stay completed (a wake does not run them again): then only the
         # others are named, and Compose is told not to start what they depend on.
         names = {s.name for s in services}
@@ -363,24 +375,58 @@ class ComposeRuntime(Runtime):
         except YamlError as e:
             raise Refused(e.message) from e
 
-    def _check_binds(self, found: ComposeFile, services: Sequence[str]) -> None:
-        """A bind source that does not exist is refused: Docker would create it as an empty
-        folder, and the service would run on nothing."""
+    def _check_binds(
+        self, found: ComposeFile, services: Sequence[str], shared: Sequence[str]
+    ) -> None:
+        """A shared bind source that does not exist is refused: Docker would create it as
+        an empty folder, and the service would run on nothing. (A space's own copy of a
+        missing one starts empty, as Compose would make it.)"""
         folder = str(Path(found.file).parent)
         for name in services:
-            for source in found.services[name].binds:
-                path = Path(bind_source(source, folder)).expanduser()
-                if not path.exists():
+            for bind in found.services[name].binds:
+                path = Path(bind_source(bind.source, folder)).expanduser()
+                if not bind.own_copy(shared) and not path.exists():
                     raise Refused(
-                        f"{found.file}: service {name!r} mounts {source} ({path}), "
+                        f"{found.file}: service {name!r} mounts {bind.source} ({path}), "
                         "which does not exist"
                     )
 
+    def _own_binds(
+        self, space: str, found: ComposeFile, services: Sequence[str], shared: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Each writable relative bind of the team's file as the space's own folder: a copy
+        of the team's folder as it is when the space first needs it (the team's is never
+        written), removed with the space. Mounts for the override, by service."""
+        folder = Path(found.file).parent
+        mounts: dict[str, list[dict[str, Any]]] = {}
+        for name in services:
+            for bind in found.services[name].binds:
+                if not bind.own_copy(shared):
+                    continue
+                relative = os.path.normpath(bind.source).replace("..", "__up__").lstrip("/")
+                copy = self._folder(space) / "binds" / relative
+                if not copy.exists():
+                    try:
+                        _seed(Path(bind_source(bind.source, str(folder))), copy)
+                    except OSError as e:
+                        raise RuntimeUnavailable(
+                            f"cannot copy {bind.source} for the space: {e.strerror or e}"
+                        ) from e
+                mounts.setdefault(name, []).append(
+                    {"type": "bind", "source": str(copy), "target": bind.target}
+                )
+        return mounts
+
     def _write_override(
-        self, space: SpaceRef, found: ComposeFile, services: Sequence[ResolvedService]
+        self,
+        space: SpaceRef,
+        found: ComposeFile,
+        services: Sequence[ResolvedService],
+        own_binds: Mapping[str, list[dict[str, Any]]],
     ) -> None:
         """Only what Launchbay adds, merged by Compose over the team's file: labels, ports on
-        loopback, its environment, the template's overlay and `--set` overrides."""
+        loopback, its environment, the space's own copies of binds (merged by target), the
+        template's overlay and `--set` overrides."""
         hosts = self._host_ports(space.name, found, [s.name for s in services])
         labels = self._labels(space.name)
         documents: dict[str, Any] = {}
@@ -396,6 +442,8 @@ class ComposeRuntime(Runtime):
                 **_mapping(overlay.get("environment")),
                 "LAUNCHBAY_SPACE": space.name,
             }
+            if service.name in own_binds:
+                doc["volumes"] = [*(overlay.get("volumes") or []), *own_binds[service.name]]
             if spec.built:
                 doc["build"] = {"labels": self._labels(space.name, service.name)}
             if spec.ports:
@@ -512,6 +560,8 @@ class ComposeRuntime(Runtime):
                 with _gone_is_fine(), contextlib.suppress(Conflict):
                     self._remove_image(image)
             shutil.rmtree(self._folder(space.name), ignore_errors=True)
+            with self._lock:
+                self._projects.pop(space.name, None)
 
     def spaces(self) -> set[SpaceName]:
         found = (
@@ -565,10 +615,31 @@ class ComposeRuntime(Runtime):
         return self.root / space
 
     def _project(self, space: str) -> str:
-        return f"{self.prefix}{space}"
+        """`lb-<installation>-<space>`: two servers on one Docker Engine never share a
+        project. A space whose containers run under another name (made before names carried
+        the installation) keeps that one: it is adopted, not made again."""
+        with self._lock:
+            known = self._projects.get(space)
+        if known is None:
+            running = self._labelled("containers", space, sparse=True)
+            known = (
+                next(
+                    (str(x) for c in running if (x := _labels_of(c).get(COMPOSE_PROJECT))),
+                    f"{self.prefix}{self.installation}-{space}" if self.installation else "",
+                )
+                or f"{self.prefix}{space}"
+            )
+            with self._lock:
+                self._projects[space] = known
+        return known
 
     def _labels(self, space: str, service: str | None = None) -> dict[str, str]:
-        labels = {LABEL_MANAGED: "launchbay", LABEL_ROOT: str(self.root), LABEL_SPACE: space}
+        labels = {
+            LABEL_MANAGED: "launchbay",
+            LABEL_ROOT: str(self.root),
+            LABEL_INSTALLATION: self.installation,
+            LABEL_SPACE: space,
+        }
         if service:
             labels[LABEL_SERVICE] = service
         return labels
@@ -767,7 +838,8 @@ class ComposeRuntime(Runtime):
             options.update(all=True, sparse=sparse)
         for attempt in range(3):
             try:
-                return list(getattr(docker, kind).list(**options))
+                listed = getattr(docker, kind).list(**options)
+                return [x for x in listed if self._ours(x)]
             except Vanished as e:
                 # The SDK lists, then reads each; one removed in between (Compose recreating
                 # it) is no error: list again.
@@ -776,6 +848,11 @@ class ComposeRuntime(Runtime):
             except DockerException as e:
                 raise self._translated(e, f"list {kind}") from e
         return []
+
+    def _ours(self, item: Any) -> bool:
+        """Made by this installation (or before objects carried one: then the root says)."""
+        found = _labels_of(item).get(LABEL_INSTALLATION, self.installation)
+        return bool(found == self.installation)
 
     def _remove_image(self, image: Any) -> None:
         from docker.errors import DockerException
@@ -967,5 +1044,32 @@ KIND = RuntimeKind(
     name=ComposeRuntime.name,
     section="compose",
     summary="Local Spaces: Docker Compose on the server's Docker Engine",
-    make=lambda context: ComposeRuntime(context.folder("compose")),
+    make=lambda context: ComposeRuntime(
+        context.folder("compose"), installation=context.installation
+    ),
 )
+
+
+def _labels_of(item: Any) -> dict[str, Any]:
+    """An object's labels, from a full read or a sparse list alike."""
+    attrs = item.attrs or {}
+    return dict(attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {})
+
+
+def _seed(source: Path, copy: Path) -> None:
+    """`copy` made from `source` as it is now, owners and modes kept (a database's data
+    folder belongs to its user); an empty folder where the source is missing."""
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    if not source.exists():
+        copy.mkdir()
+        copy.chmod(0o755)  # as Docker makes a missing one (the server's umask is 077)
+        return
+    if source.is_dir():
+        shutil.copytree(source, copy, symlinks=True)
+    else:
+        shutil.copy2(source, copy)
+    if os.geteuid() == 0:
+        for item in [copy, *copy.rglob("*")] if copy.is_dir() else [copy]:
+            original = source / item.relative_to(copy) if copy.is_dir() else source
+            stat = original.lstat()
+            os.lchown(item, stat.st_uid, stat.st_gid)

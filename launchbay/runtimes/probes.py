@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from launchbay.domain.template import HealthCheck
@@ -17,16 +17,26 @@ _TAG = re.compile(r"<[^>]*>")
 BODY_READ = 4096
 
 
+Confine = Callable[[Sequence[str]], tuple[list[str], Path]]
+"""A command as it runs where the service runs (its sandbox), and the folder it starts in."""
+
+
 def check(
-    health: HealthCheck, *, host: str, port: int, env: Mapping[str, str], cwd: Path
+    health: HealthCheck, *, host: str, port: int, env: Mapping[str, str], confine: Confine
 ) -> tuple[bool, str]:
-    """(passed, detail) for one look at the service."""
+    """(passed, detail) for one look at the service; a health command runs as the service
+    does (`confine`), never as the server."""
+    if health.command is not None:
+        return _command(health.command, env=env, confine=confine)
+    return network(health, host=host, port=port)
+
+
+def network(health: HealthCheck, *, host: str, port: int) -> tuple[bool, str]:
+    """An HTTP or TCP check (a command is the runtime's to run where the service runs)."""
     if health.http is not None:
         return _http(host, port, health.http)
-    if health.tcp:
-        return _tcp(host, port)
-    assert health.command is not None
-    return _command(health.command, env=env, cwd=cwd)
+    assert health.tcp
+    return _tcp(host, port)
 
 
 def _http(host: str, port: int, path: str) -> tuple[bool, str]:
@@ -61,9 +71,10 @@ def _tcp(host: str, port: int) -> tuple[bool, str]:
         return False, f"tcp {port}: {e.strerror or e}"
 
 
-def _command(command: list[str], *, env: Mapping[str, str], cwd: Path) -> tuple[bool, str]:
+def _command(command: list[str], *, env: Mapping[str, str], confine: Confine) -> tuple[bool, str]:
     try:
-        result = proc.run(command, env=env, cwd=cwd, timeout=PROBE_TIMEOUT * 5)
+        argv, cwd = confine(command)
+        result = proc.run(argv, env=env, cwd=cwd, timeout=PROBE_TIMEOUT * 5)
     except FileNotFoundError:
         return False, f"health command not found: {command[0]}"
     except proc.TimeoutExpired:

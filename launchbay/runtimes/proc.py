@@ -68,11 +68,9 @@ def spawn(
     env: Mapping[str, str],
     cwd: Path,
     log: IO[bytes],
-    user: str | None = None,
 ) -> int:
     """Start a long-running process in a new session (its own process group), detached from
-    the server: it survives a server crash and can be re-adopted after a restart. With
-    `user`, it runs as that user and group with no other groups (the server is root)."""
+    the server: it survives a server crash and can be re-adopted after a restart."""
     child = subprocess.Popen(
         list(command),
         env=dict(env),
@@ -83,9 +81,6 @@ def spawn(
         start_new_session=True,
         close_fds=True,
         umask=0o022,  # the server's own umask (0077) is for its files, not the services'
-        user=user,
-        group=_group_of(user) if user else None,
-        extra_groups=[] if user else None,
     )
     with _lock:
         _children[child.pid] = child
@@ -107,9 +102,3 @@ def reap_all() -> None:
         pids = list(_children)
     for pid in pids:
         reap(pid)
-
-
-def _group_of(user: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(user).pw_gid

@@ -4,30 +4,38 @@ Layout under the runtime's root folder, one folder per space:
     <root>/<space>/ports.json        ports allocated to its services (stable across restarts)
     <root>/<space>/<service>.pid     {"pid", "start_time"} of the service's group leader
     <root>/<space>/<service>.log     its output
+    <root>/<space>/uid               the space's own user id (a root server's sandbox)
+    <root>/<space>/work/             the space's own folder: its services' `/space`
 
-Every process carries LAUNCHBAY_ROOT, LAUNCHBAY_SPACE and LAUNCHBAY_SERVICE in its
-environment, inherited by its children: those are its labels. After a restart the runtime
-re-adopts a service only if the recorded pid is alive with the recorded start time (a pid
-reused by a stranger has another start time), and it stops a service by signalling only
-processes that carry its labels.
+Services run in a sandbox of their own (`sandbox.py`) where the machine can make one;
+where it cannot, they run as the server, and `unconfined` says why (only admins may then
+use the runtime).
+
+Every process carries LAUNCHBAY_ROOT, LAUNCHBAY_INSTALLATION, LAUNCHBAY_SPACE and
+LAUNCHBAY_SERVICE in its environment, inherited by its children: those are its labels.
+After a restart the runtime re-adopts a service only if the recorded pid is alive with the
+recorded start time (a pid reused by a stranger has another start time), and it stops a
+service by signalling only processes that carry its labels.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from launchbay.domain.durations import instant
-from launchbay.domain.errors import LaunchbayError, Refused
+from launchbay.domain.errors import Invalid, LaunchbayError, Refused
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
@@ -35,20 +43,35 @@ from launchbay.domain.template import Service
 from launchbay.runtimes import probes, proc
 from launchbay.runtimes.base import (
     Runtime,
+    RuntimeContext,
     RuntimeKind,
     RuntimeUnavailable,
     ServiceFailed,
     SpaceRef,
 )
+from launchbay.runtimes.sandbox import Sandbox, detect
 from launchbay.runtimes.statefiles import read_json, write_json
 
 LABEL_ROOT = "LAUNCHBAY_ROOT"
+LABEL_INSTALLATION = "LAUNCHBAY_INSTALLATION"
 LABEL_SPACE = "LAUNCHBAY_SPACE"
 LABEL_SERVICE = "LAUNCHBAY_SERVICE"
 # A service starts with a clean environment: these of the server's, then what the
 # template and the space give it. Anything else (tokens, database URLs, cloud credentials)
 # is the server's business, not the services'.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME")
+# A root server's spaces get user ids from here, one each (well above any account's and
+# systemd's dynamic users', below the 2^31 that tools take as negative).
+DEFAULT_UIDS = range(600_000, 700_000)
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """`sandbox`: services run confined, or the server does not start; `none`: as the
+    server's user (a developer's own laptop); `auto`: confined where the machine can."""
+
+    isolation: Literal["auto", "sandbox", "none"] = "auto"
+    uids: range = DEFAULT_UIDS
 
 
 class ProcessRuntime(Runtime):
@@ -60,14 +83,17 @@ class ProcessRuntime(Runtime):
         *,
         host: str = "127.0.0.1",
         stop_grace: float = 5.0,
-        user: str | None = None,
+        sandbox: Sandbox | None = None,
+        unconfined: str | None = None,
+        installation: str = "",
     ) -> None:
-        """`user`: run services as this user (the server runs as root), so that they cannot
-        read the server's files; their working folder is then `/` unless the template says."""
+        """`sandbox`: where services run (None: as the server, for the reason `unconfined`)."""
         self.root = root.resolve()
         self.host = host
         self.stop_grace = stop_grace
-        self.user = user
+        self.sandbox = sandbox
+        self.installation = installation
+        self._unconfined = None if sandbox else unconfined or "services run as the server"
         self._pids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -75,7 +101,11 @@ class ProcessRuntime(Runtime):
 
     def check(self) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
-        return f"process runtime: spaces run as local processes under {self.root}"
+        how = "each in a sandbox" if self.sandbox else f"unconfined ({self._unconfined})"
+        return f"process runtime: spaces run as local processes under {self.root}, {how}"
+
+    def unconfined(self) -> str | None:
+        return self._unconfined
 
     def addresses(
         self, space: SpaceRef, services: Mapping[ServiceName, Service]
@@ -113,12 +143,14 @@ class ProcessRuntime(Runtime):
         # interrupted before the pid was written: stop them rather than run two copies.
         self._terminate(space.name, service.name)
         folder = self._folder(space.name)
-        cwd = Path(section.cwd) if section.cwd else (Path("/") if self.user else folder)
         address = self.addresses(space, {service.name: service.spec})[service.name]
         env = self._environment(space, service, address)
         log_path = folder / f"{service.name}.log"
+        if self.sandbox and not _findable(section.command[0], env.get("PATH", "")):
+            raise ServiceFailed(service.name, f"command not found: {section.command[0]}")
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            argv, cwd = self._confined(space.name, section.command, env, section.cwd)
             log_file = log_path.open("ab")
         except OSError as e:
             raise _os_error(e, f"write the space's folder {folder}") from e
@@ -129,7 +161,7 @@ class ProcessRuntime(Runtime):
             )
             log.flush()
             try:
-                pid = proc.spawn(section.command, env=env, cwd=cwd, log=log, user=self.user)
+                pid = proc.spawn(argv, env=env, cwd=cwd, log=log)
             except FileNotFoundError as e:
                 raise ServiceFailed(service.name, f"command not found: {section.command[0]}") from e
             except PermissionError as e:
@@ -157,11 +189,14 @@ class ProcessRuntime(Runtime):
         if health is None:
             return Observed(running=True, healthy=None, detail="running (no health check)")
         address = self.addresses(space, {service.name: service.spec})[service.name]
-        section = service.spec.process
+        cwd = service.spec.process.cwd if service.spec.process else None
         env = self._environment(space, service, address)
-        cwd = Path(section.cwd) if section and section.cwd else self._folder(space.name)
         passed, detail = probes.check(
-            health, host=address.host, port=address.port, env=env, cwd=cwd
+            health,
+            host=address.host,
+            port=address.port,
+            env=env,
+            confine=lambda argv: self._confined(space.name, argv, env, cwd),
         )
         return Observed(running=True, healthy=passed, detail=detail)
 
@@ -217,15 +252,49 @@ class ProcessRuntime(Runtime):
     def _folder(self, space: str) -> Path:
         return self.root / space
 
+    def _confined(
+        self, space: str, argv: Sequence[str], env: Mapping[str, str], cwd: str | None
+    ) -> tuple[list[str], Path]:
+        """The command as it runs (in the space's sandbox), and the folder it starts in."""
+        work = self._folder(space) / "work"
+        if self.sandbox is None:
+            work.mkdir(parents=True, exist_ok=True)
+            return list(argv), Path(cwd) if cwd else work
+        uid = self._uid(space)
+        self.sandbox.prepare(work, uid)
+        wrapped = self.sandbox.command(
+            argv, work=work, uid=uid, path_env=env.get("PATH", ""), cwd=cwd
+        )
+        return wrapped, Path("/")
+
+    def _uid(self, space: str) -> int | None:
+        """The space's own user id (a root server): kept for the life of the space, free
+        again once it is destroyed; none that another space or a running process has."""
+        uids = self.sandbox.uids if self.sandbox else None
+        if uids is None:
+            return None
+        path = self._folder(space) / "uid"
+        with self._lock:
+            recorded = read_json(path)
+            if isinstance(recorded, int):
+                return recorded
+            taken = {read_json(p) for p in self.root.glob("*/uid")} | _running_uids()
+            digest = hashlib.sha256(f"{self.installation}/{space}".encode()).digest()
+            first = int.from_bytes(digest[:4], "big") % len(uids)
+            for i in range(len(uids)):
+                uid = uids[(first + i) % len(uids)]
+                if uid not in taken:
+                    write_json(path, uid)
+                    return uid
+        raise RuntimeUnavailable(f"no free user id for a space in {uids.start}-{uids.stop - 1}")
+
     def _environment(
         self, space: SpaceRef, service: ResolvedService, address: Address
     ) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith("LC_")}
-        if self.user:
-            import pwd
-
-            account = pwd.getpwnam(self.user)
-            env |= {"HOME": account.pw_dir, "USER": self.user, "LOGNAME": self.user}
+        if self.sandbox is not None:  # the space's folder is its home; it has no account
+            for name in ("HOME", "USER", "LOGNAME", "TMPDIR"):
+                env.pop(name, None)
         env |= {"PORT": str(address.port), "HOST": address.host}
         if service.spec.process is not None:
             env.update(service.spec.process.env)
@@ -233,6 +302,7 @@ class ProcessRuntime(Runtime):
         env |= {
             "LAUNCHBAY_VERSION": service.version,
             LABEL_ROOT: str(self.root),
+            LABEL_INSTALLATION: self.installation,
             LABEL_SPACE: space.name,
             LABEL_SERVICE: service.name,
         }
@@ -274,6 +344,8 @@ class ProcessRuntime(Runtime):
             labels = _labels(entry / "environ")
             if labels.get(LABEL_ROOT) != str(self.root):
                 continue
+            if labels.get(LABEL_INSTALLATION, self.installation) != self.installation:
+                continue  # a process of a server that had this folder before (not adopted)
             if space is not None and labels.get(LABEL_SPACE) != space:
                 continue
             if service is not None and labels.get(LABEL_SERVICE) != service:
@@ -320,6 +392,22 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _findable(program: str, path_env: str) -> bool:
+    if "/" in program:
+        return Path(program).exists()
+    return shutil.which(program, path=path_env) is not None
+
+
+def _running_uids() -> set[int]:
+    """The real user ids of every process on the machine."""
+    found = set()
+    for entry in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            line = next(x for x in entry.read_text().splitlines() if x.startswith("Uid:"))
+            found.add(int(line.split()[1]))
+    return found
+
+
 def _labels(path: Path) -> dict[str, str]:
     try:
         raw = path.read_bytes()
@@ -330,7 +418,7 @@ def _labels(path: Path) -> dict[str, str]:
     labels = {}
     for item in raw.split(b"\0"):
         key, _, value = item.decode(errors="replace").partition("=")
-        if key in (LABEL_ROOT, LABEL_SPACE, LABEL_SERVICE):
+        if key in (LABEL_ROOT, LABEL_INSTALLATION, LABEL_SPACE, LABEL_SERVICE):
             labels[key] = value
     return labels
 
@@ -371,6 +459,22 @@ KIND = RuntimeKind(
     name=ProcessRuntime.name,
     section="process",
     summary="local processes on the server's machine (no install needed)",
-    make=lambda context: ProcessRuntime(context.folder("process"), user=context.service_user),
-    admin_only_when_shared=True,
+    make=lambda context: make(context),
 )
+
+
+def make(context: RuntimeContext) -> ProcessRuntime:
+    """The runtime, confined as its settings ask and the machine allows."""
+    settings = context.settings.get("process") or ProcessSettings()
+    assert isinstance(settings, ProcessSettings)
+    sandbox: Sandbox | str = "isolation: none"
+    if settings.isolation != "none":
+        sandbox = detect(templates=context.templates, hidden=context.private, uids=settings.uids)
+        if isinstance(sandbox, str) and settings.isolation == "sandbox":
+            raise Invalid(f"process runtime: isolation is sandbox, but {sandbox}")
+    return ProcessRuntime(
+        context.folder("process"),
+        sandbox=sandbox if isinstance(sandbox, Sandbox) else None,
+        unconfined=sandbox if isinstance(sandbox, str) else None,
+        installation=context.installation,
+    )

@@ -33,10 +33,6 @@ def build(context: RuntimeContext) -> dict[str, Runtime]:
     return {name: runtime for name, runtime in made.items() if runtime is not None}
 
 
-def admin_only_when_shared() -> list[str]:
-    return [name for name, kind in KINDS.items() if kind.admin_only_when_shared]
-
-
 def check_names(names: list[str], *, what: str) -> None:
     unknown = [n for n in names if n not in KINDS]
     if unknown:

@@ -325,3 +325,25 @@ class ExtendLink(Base):
     by_seconds: Mapped[int]
     valid_until: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Installation(Base):
+    """This installation's id (one row): carried by everything its runtimes make, so that
+    servers sharing a Docker Engine or a cluster each touch only their own."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    installation: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime]
+
+
+class SigninLink(Base):
+    """A one-time portal sign-in link: good once, for a minute."""
+
+    __tablename__ = "signin_links"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    valid_until: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -16,6 +16,7 @@ from launchbay.domain.phases import Phase
 from launchbay.store.models import (
     Deploy,
     Event,
+    Installation,
     ServiceState,
     Space,
     Token,
@@ -284,3 +285,14 @@ def page_spaces(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(query.order_by(*SORTS[sort]).offset(offset).limit(limit)).all()
     return items, total
+
+
+def installation(session: Session, *, new: str, now: datetime) -> str:
+    """This installation's id: the one recorded, else `new`, recorded now (the first of
+    several replicas starting together wins; the others read it)."""
+    found = session.scalar(select(Installation.installation).where(Installation.id == 1))
+    if found is not None:
+        return found
+    session.add(Installation(id=1, installation=new, created_at=now))
+    _flush_or_conflict(session, "another replica recorded the installation id first")
+    return new

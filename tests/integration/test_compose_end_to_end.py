@@ -20,6 +20,7 @@ from tests.support import (
     ServerProcess,
     compose_root,
     compose_server,
+    container_name,
     launchbay_docker_objects,
     wait_until,
 )
@@ -363,7 +364,9 @@ def test_docker_not_running_is_a_clear_error_at_create_and_changes_nothing(tmp_p
 def test_a_container_that_dies_after_ready_is_restarted_and_counted(server):
     create_demo(server, "flaky")
     server.wait_phase("flaky", {"ready"}, timeout=180)
-    subprocess.run(["docker", "kill", "lb-flaky-api-1"], check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "kill", container_name("flaky", "api")], check=True, capture_output=True
+    )
     wait_until(
         lambda: (
             next(s for s in server.space("flaky")["services"] if s["name"] == "api")["restarts"]

@@ -21,6 +21,7 @@ from tests.support import (
     ServerProcess,
     compose_root,
     compose_server,
+    container_name,
     launchbay_docker_objects,
     tag_material_images,
 )
@@ -222,7 +223,9 @@ def test_every_published_port_is_an_endpoint_udp_kept_and_exposed_ports_are_addr
     assert httpx.get(endpoints["admin"]).text == "admin\n"
     assert ":18081" not in endpoints["admin"]  # the file's fixed host port is not taken
     udp = subprocess.run(
-        ["docker", "port", "lb-gw-gateway-1", "5353/udp"], capture_output=True, text=True
+        ["docker", "port", container_name("gw", "gateway"), "5353/udp"],
+        capture_output=True,
+        text=True,
     )
     assert udp.returncode == 0 and "127.0.0.1:" in udp.stdout, udp.stderr
     # Two replicas publishing one port: each on a loopback port Docker chose.
@@ -236,7 +239,9 @@ def test_every_published_port_is_an_endpoint_udp_kept_and_exposed_ports_are_addr
 
 BAD = {
     "rejected": "services:\n  app:\n    image: platform/base:1\n    frobnicate: yes\n",
-    "missing-bind": "services:\n  app:\n    image: platform/base:1\n    volumes: [./not-here:/data]\n",
+    # A path of the machine's, shared by every space: Docker would make it empty. (A missing
+    # relative one is each space's own, made empty: test_compose_isolation.)
+    "missing-bind": "services:\n  app:\n    image: platform/base:1\n    volumes: [/launchbay-not-here:/data]\n",
 }
 
 
@@ -259,7 +264,7 @@ def test_a_file_compose_refuses_or_a_missing_bind_source_is_refused_at_create(
     else:
         assert "not-here" in line and "does not exist" in line
     assert server.bay("space", "show", "bad").returncode != 0
-    assert not (folder / "not-here").exists()
+    assert not Path("/launchbay-not-here").exists()
     assert launchbay_docker_objects(compose_root(server)) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def make_engine(store, templates: Path, tmp_path: Path, clock: Clock):
             store=store,
             runtimes={"process": runtime},
             catalog=TemplateCatalog(templates),
-            settings=EngineSettings(**settings),
+            settings=EngineSettings(**({"min_ttl": timedelta(seconds=1)} | settings)),
             clock=clock,
         )
         Launchbay.of(engine)  # every job kind; the test drives the loops pass by pass

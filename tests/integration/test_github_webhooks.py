@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -338,13 +339,18 @@ def test_kill_9_with_deliveries_in_flight_every_delivery_ends_and_spaces_match_t
             )
 
 
-def test_a_configuration_mistake_stops_the_server_naming_the_file_and_the_key(tmp_path, templates):
-    (tmp_path / "c.yaml").write_text(
+def write_a_wrong_mapping(path: Path) -> None:
+    """The config with a repository mapped to a service its template does not have."""
+    path.write_text(
         CONFIG.replace(
             "template: versioned\n      service: app\n      version",
             "template: versioned\n      service: nope\n      version",
         )
     )
+
+
+def test_a_configuration_mistake_stops_the_server_naming_the_file_and_the_key(tmp_path, templates):
+    write_a_wrong_mapping(tmp_path / "c.yaml")
     s = ServerProcess(
         home=tmp_path / "badconfig",
         templates=templates,
@@ -356,6 +362,27 @@ def test_a_configuration_mistake_stops_the_server_naming_the_file_and_the_key(tm
     assert result.returncode == 2, result.stderr
     assert f"{tmp_path / 'c.yaml'}: github.repositories.acme/app.service" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not s.data_dir.exists()  # checked before anything was written
+
+
+def test_every_mistake_of_the_config_is_reported_at_once_and_nothing_is_written(
+    tmp_path, templates
+):
+    """A too-short secret hid the file's real mistake, and the data dir, admin token and
+    database were made before the server refused to start."""
+    write_a_wrong_mapping(tmp_path / "c.yaml")
+    s = ServerProcess(
+        home=tmp_path / "short",
+        templates=templates,
+        extra_env={"LAUNCHBAY_TEST_GITHUB_SECRET": "short"},
+    )
+    s.home.mkdir()
+    pipeline_support.install(templates, versions=("v1",))
+    result = s.start_refused("--config", str(tmp_path / "c.yaml"))
+    assert result.returncode == 2, result.stderr
+    assert "shorter than 16 characters" in result.stderr
+    assert "github.repositories.acme/app.service" in result.stderr
+    assert not s.data_dir.exists()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import http.server
 import json
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def cluster(kube_cluster, tmp_path: Path, templates: Path):
             store=store,
             runtimes={"kubernetes": runtime},
             catalog=TemplateCatalog(templates),
-            settings=EngineSettings(**settings),
+            settings=EngineSettings(**({"min_ttl": timedelta(seconds=1)} | settings)),
         )
         Launchbay.of(made)  # every job kind; the test drives the loops pass by pass
         made.start()
@@ -179,13 +180,14 @@ def test_emulated_decoy_namespaces_survive_the_reaper_and_the_orphan_sweep(clust
         f"{prefix}unlabelled": {},  # our prefix, no labels
         f"{prefix}nolabel-space": managed,  # managed, but names no space
         "kube-lb-decoy": {**managed, "launchbay.dev/space": "kube-lb-decoy"},  # protected by name
+        # a space of a server from before installations, not this one's: never adopted
+        f"{prefix}elsewhere": {**managed, "launchbay.dev/space": "elsewhere"},
     }
     for name, labels in decoys.items():
         core.create_namespace({"metadata": {"name": name, "labels": labels}})
     ghost = f"{prefix}ghost"
-    core.create_namespace(
-        {"metadata": {"name": ghost, "labels": {**managed, "launchbay.dev/space": "ghost"}}}
-    )
+    ours = {**managed, "launchbay.dev/space": "ghost", "launchbay.dev/installation": ""}
+    core.create_namespace({"metadata": {"name": ghost, "labels": ours}})
     make.clock = lambda: (
         Queries(make).space("real-1").expires_at.replace(year=2100)
     )  # everything has expired
@@ -736,3 +738,122 @@ def test_real_cluster_runs_both_test_charts(tmp_path, templates):
     finally:
         make.stop()
         store.close()
+
+
+# One release: ten rounds of delete and create stay well within a test's time.
+ONE_CHART = """\
+name: one
+ttl: {default: 1h, max: 2h}
+services:
+  web:
+    helm:
+      chart: ${template.dir}/../charts/service
+      port: 8080
+      values: {image: "launchbay-demo:local", command: [httpd, -f, -p, "8080"], port: 8080}
+"""
+ONE_SPACE = CreateSpace(name="same", template="one", runtime="kubernetes")
+
+
+def test_emulated_two_installations_with_one_prefix_each_keep_their_own_space_of_one_name(
+    kube_cluster, tmp_path: Path, templates: Path
+):
+    """Two servers on one cluster with the same namespace prefix: each makes `same` in a
+    namespace carrying its installation, and ten rounds of either one's orphan sweep,
+    delete and create leave the other's namespace as it was."""
+    url, helm = kube_cluster
+    prefix = f"lbt-i{abs(hash(tmp_path)) % 10**5}-"
+    (templates / "one.yaml").write_text(ONE_CHART)
+    core = client.CoreV1Api(api_client(url, rate=1000, burst=1000))
+    made: list[tuple[Engine, RenderingInstaller, Store]] = []
+    for installation in ("aaaaaa", "bbbbbb"):
+        (tmp_path / installation).mkdir()
+        store = Store(sqlite_url(tmp_path / installation))
+        store.migrate()
+        installer = RenderingInstaller(url, helm)
+        runtime = KubernetesRuntime(
+            api_client(url),
+            installer,
+            ClusterSettings(namespace_prefix=prefix, installation=installation, delete_timeout=10),
+        )
+        engine = Engine(
+            store=store,
+            runtimes={"kubernetes": runtime},
+            catalog=TemplateCatalog(templates),
+            settings=EngineSettings(orphan_grace=0, min_ttl=timedelta(seconds=1)),
+        )
+        Launchbay.of(engine)
+        engine.start()
+        made.append((engine, installer, store))
+    try:
+        engines = [m[0] for m in made]
+        for engine in engines:
+            Requests(engine).create(ONE_SPACE, actor=ANN)
+        for engine in engines:
+            assert phase(engine, "same", {"ready", "failed"}) == "ready"
+        uids = {
+            i: core.read_namespace(f"{prefix}{i}-same").metadata.uid for i in ("aaaaaa", "bbbbbb")
+        }
+        for round_ in range(10):
+            mover, keeper = (0, 1) if round_ % 2 == 0 else (1, 0)
+            reconcile_once(engines[mover])  # its orphan sweep sees the other's namespace too
+            Requests(engines[mover]).delete("same", actor=ANN)
+            phase(engines[mover], "same", {"deleted"})
+            reconcile_once(engines[mover])
+            Requests(engines[mover]).create(ONE_SPACE, actor=ANN)
+            assert phase(engines[mover], "same", {"ready", "failed"}) == "ready"
+            moved = ("aaaaaa", "bbbbbb")[mover]
+            uids[moved] = core.read_namespace(f"{prefix}{moved}-same").metadata.uid
+            installation = ("aaaaaa", "bbbbbb")[keeper]
+            kept = core.read_namespace(f"{prefix}{installation}-same")
+            assert kept.metadata.uid == uids[installation], f"round {round_}"
+            assert kept.metadata.labels["launchbay.dev/installation"] == installation
+            assert Queries(engines[keeper]).space("same").phase == "ready"
+        for engine in engines:
+            assert engine.runtimes["kubernetes"].spaces() == {SpaceName("same")}
+    finally:
+        for engine, installer, store in made:
+            engine.stop()
+            installer.close()
+            store.close()
+
+
+def test_emulated_a_namespace_made_before_installations_is_adopted_once_by_its_server(
+    kube_cluster, tmp_path: Path
+):
+    """`<prefix><space>` without an installation label (made by an earlier version) is taken
+    by the server whose live space it is, labelled once and kept under its old name; another
+    installation never sees it, and names a new space of that name apart."""
+    url, helm = kube_cluster
+    prefix = f"lbt-l{abs(hash(tmp_path)) % 10**5}-"
+    core = client.CoreV1Api(api_client(url, rate=1000, burst=1000))
+    legacy = {"app.kubernetes.io/managed-by": "launchbay", "launchbay.dev/space": "old"}
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=f"{prefix}old", labels=legacy))
+    )
+    installer = RenderingInstaller(url, helm)
+
+    def runtime(installation: str) -> KubernetesRuntime:
+        settings = ClusterSettings(namespace_prefix=prefix, installation=installation)
+        return KubernetesRuntime(api_client(url), installer, settings)
+
+    ours, theirs = runtime("aaaaaa"), runtime("bbbbbb")
+    try:
+        assert ours.spaces() == theirs.spaces() == set()  # nobody's until adopted
+        theirs.adopt(set())  # not one of its live spaces: left alone
+        ours.adopt({SpaceName("old")})
+        found = core.read_namespace(f"{prefix}old")
+        assert found.metadata.labels["launchbay.dev/installation"] == "aaaaaa"
+        assert ours.spaces() == {SpaceName("old")} and theirs.spaces() == set()
+        theirs.adopt({SpaceName("old")})  # labelled now: another installation's
+        assert theirs.spaces() == set()
+        assert theirs._namespace("old") == f"{prefix}bbbbbb-old"
+        ours.destroy_orphan(SpaceName("old"))
+        wait_until(
+            lambda: not any(n.metadata.name == f"{prefix}old" for n in core.list_namespace().items),
+            timeout=30,
+            what="the adopted namespace deleted by its server",
+        )
+    finally:
+        for made in (ours, theirs):
+            made.close()
+        installer.close()

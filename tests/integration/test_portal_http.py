@@ -6,9 +6,11 @@ import contextlib
 import html
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.support import ServerProcess
 
@@ -56,13 +58,50 @@ def test_a_wrong_token_is_refused_next_to_the_field(server):
     )
 
 
-def test_the_local_admin_signs_in_with_one_click_on_a_loopback_server(server):
+def test_no_process_on_the_machine_signs_in_without_a_one_time_link(server):
+    """The one-click loopback sign-in is gone: a service on 127.0.0.1 got an admin session
+    with it. A link (`bay server` prints one, `bay portal` makes one) works once, within
+    its minute."""
     with httpx.Client(base_url=server.url) as c:
         page = c.get("/signin")
-        assert "Continue as the local admin" in page.text
-        response = c.post("/signin/local", data={"csrf": csrf_of(page)})
-        assert response.status_code == 303
-        assert "admin" in c.get("/").text
+        assert "Continue as the local admin" not in page.text and "bay portal" in page.text
+        assert c.post("/signin/local", data={"csrf": csrf_of(page)}).status_code in (404, 405)
+        assert c.get("/").status_code == 303  # still signed out
+    printed = re.search(r"sign in to the portal .*: (\S+/signin/link/\S+)", server.log())
+    assert printed, server.log()
+    made = server.bay("portal", "--no-open")
+    assert made.returncode == 0, made.stderr
+    link = made.stdout.split()[0]
+    for url in (printed.group(1), link):
+        with httpx.Client() as browser:
+            assert browser.get(url).status_code == 303
+            assert "admin" in browser.get(f"{server.url}/").text
+        with httpx.Client() as another:  # the second visit of the same link
+            again = another.get(url)
+            assert again.status_code == 401 and "used already" in again.text
+            assert another.get(f"{server.url}/").status_code == 303
+
+
+def test_a_sign_in_link_is_refused_after_its_minute(server):
+    made = server.bay("portal", "--no-open")
+    link = made.stdout.split()[0]
+    token = link.rsplit("/", 1)[1]
+    from launchbay.domain.auth import token_digest
+    from launchbay.store.db import Store, sqlite_url
+
+    store = Store(sqlite_url(server.data_dir))
+    with store.write() as s:  # the minute has passed: as the clock would say in 61 s
+        s.execute(
+            sa.text("UPDATE signin_links SET valid_until = :past WHERE digest = :d"),
+            {"past": datetime.now(UTC) - timedelta(seconds=1), "d": token_digest(token)},
+        )
+    store.close()
+    with httpx.Client() as browser:
+        late = browser.get(link)
+        assert late.status_code == 401 and "expired" in late.text
+        assert browser.get(f"{server.url}/").status_code == 303
+        unknown = browser.get(f"{server.url}/signin/link/not-a-link")
+        assert unknown.status_code == 401 and "not known" in unknown.text
 
 
 def test_forms_without_or_with_a_forged_csrf_token_are_refused(admin, server):

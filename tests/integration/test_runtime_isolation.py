@@ -78,7 +78,15 @@ def broken(request, tmp_path: Path, templates: Path):
     server = ServerProcess(
         home=tmp_path / "home",
         templates=templates,
-        extra_args=["--sweep-interval", "0.5", "--reconcile-interval", "1", *args],
+        extra_args=[
+            "--sweep-interval",
+            "0.5",
+            "--reconcile-interval",
+            "1",
+            "--min-ttl",
+            "1s",
+            *args,
+        ],
         extra_env=env,
     )
     server.home.mkdir()

@@ -52,7 +52,7 @@ def test_merge_keys_anchors_and_every_port_form_are_read():
     api = found.services["api"]
     assert api.ports == (Port(8000), Port(9000), Port(9001), Port(53, "udp"))
     assert found.services["worker"].first_port == 7000  # only exposed
-    assert found.services["worker"].binds == ("./src", "/etc/hosts")
+    assert [b.source for b in found.services["worker"].binds] == ["./src", "/etc/hosts"]
     assert found.services["worker"].depends_on == {"api": "service_started"}
     assert found.one_shot() == {"migrate"}
     assert found.profiles() == {"debug"}

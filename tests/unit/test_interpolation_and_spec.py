@@ -108,3 +108,31 @@ def test_extending_an_expired_space_counts_from_now():
         now=NOW,
     )
     assert result == NOW + timedelta(minutes=30)
+
+
+def test_a_users_override_is_passed_as_written_and_escaped_for_compose():
+    """A `--set` value is the user's text: never interpolated (`${template.dir}` stays), and
+    on Compose `$` is doubled, so Compose does not expand `$HOME` either."""
+    from launchbay.domain.names import SpaceName
+    from launchbay.domain.spec import Address, resolve_services
+    from launchbay.domain.template import parse_template
+
+    template = parse_template(
+        "name: lit\nttl: {default: 1h, max: 2h}\nservices:\n  api:\n"
+        "    overridable: {env: [GREETING]}\n"
+        "    process: {command: [sleep, '1'], env: {DIR: '${template.dir}'}}\n"
+        "    compose: {image: busybox}\n",
+        file="/t/lit.yaml",
+    )
+    resolved = resolve_services(
+        template,
+        space=SpaceName("s"),
+        owner="ann",
+        params={},
+        overrides={"api": {"env.GREETING": "${template.dir}-$HOME"}},
+        addresses={"api": Address("127.0.0.1", 1)},  # type: ignore[dict-item]
+    )["api"].spec
+    assert resolved.process is not None
+    assert resolved.process.env == {"DIR": "/t", "GREETING": "${template.dir}-$HOME"}
+    assert resolved.compose is not None
+    assert resolved.compose["environment"]["GREETING"] == "$${template.dir}-$$HOME"

@@ -40,6 +40,12 @@ def test_the_smallest_offset_whose_moment_came_is_due_and_none_longer_than_the_l
         "https://hooks.slack.com/servicesx",
         "https://hooks.slack.com:99999/services/x",
         "https://169.254.169.254/latest",
+        "https://hooks.slack.com/services/../admin/",
+        "https://hooks.slack.com/services/%2e%2e/admin/",
+        "https://hooks.slack.com/services/..%2fadmin/",
+        "https://hooks.slack.com/services%2f..%2fadmin",
+        "https://hooks.slack.com/services/..\\admin",
+        "https://hooks.slack.com/services/%252e%252e/admin",
     ],
 )
 def test_a_users_channel_is_matched_as_a_url_not_as_text(url):

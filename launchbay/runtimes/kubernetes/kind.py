@@ -49,6 +49,7 @@ def make(context: RuntimeContext) -> Runtime | None:
         raise Invalid(f"cannot load the Kubernetes configuration: {e}") from e
     cluster = ClusterSettings(
         namespace_prefix=settings.namespace_prefix,
+        installation=context.installation,
         own_namespace=settings.own_namespace,
         base_domain=settings.base_domain,
         service_account=settings.service_account,

@@ -14,6 +14,7 @@ ReleaseName = NewType("ReleaseName", str)
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LAUNCHBAY = "launchbay"
 LABEL_SPACE = "launchbay.dev/space"
+LABEL_INSTALLATION = "launchbay.dev/installation"
 LABEL_OWNER = "launchbay.dev/owner"
 LABEL_TEMPLATE = "launchbay.dev/template"
 ANNOTATION_EXPIRES = "launchbay.dev/expires"

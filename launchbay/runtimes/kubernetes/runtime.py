@@ -14,7 +14,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from launchbay.runtimes.kubernetes.client import LimitedApiClient
 from launchbay.runtimes.kubernetes.naming import (
     ANNOTATION_EXPIRES,
     JANITOR_EXPIRES,
+    LABEL_INSTALLATION,
     LABEL_OWNER,
     LABEL_SPACE,
     LABEL_TEMPLATE,
@@ -107,6 +108,9 @@ class Installer(Protocol):
 @dataclass(frozen=True)
 class ClusterSettings:
     namespace_prefix: str = "lb-"
+    # Carried by every namespace it makes, and in their names (`<prefix><installation>-
+    # <space>`): two servers with one prefix on one cluster never share a namespace.
+    installation: str = ""
     own_namespace: str | None = None
     base_domain: str = ""
     pod_security: str = "baseline"
@@ -133,6 +137,7 @@ class KubernetesRuntime(Runtime):
         self.api = api
         self.installer = installer
         self.settings = settings
+        self._legacy: set[str] = set()  # spaces whose namespace is `<prefix><space>`
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.net = client.NetworkingV1Api(api)
@@ -416,6 +421,7 @@ class KubernetesRuntime(Runtime):
                 and labels.get(LABEL_SPACE)
                 and ns.metadata.name.startswith(self.settings.namespace_prefix)
                 and not self._protected(ns.metadata.name)
+                and self._mine(labels, ns.metadata.name)
             ):
                 found.add(SpaceName(labels[LABEL_SPACE]))
         return found
@@ -455,7 +461,44 @@ class KubernetesRuntime(Runtime):
     # -- namespaces ----------------------------------------------------------------------
 
     def _namespace(self, space: str) -> NamespaceName:
-        return namespace_for(self.settings.namespace_prefix, SpaceName(space))
+        if space in self._legacy:
+            return namespace_for(self.settings.namespace_prefix, SpaceName(space))
+        installation = self.settings.installation
+        prefix = self.settings.namespace_prefix + (f"{installation}-" if installation else "")
+        return namespace_for(prefix, SpaceName(space))
+
+    def _mine(self, labels: Mapping[str, str], name: str) -> bool:
+        """A namespace this installation made (or adopted, from before names carried it)."""
+        found = labels.get(LABEL_INSTALLATION)
+        if found is None:
+            space = labels.get(LABEL_SPACE, "")
+            return space in self._legacy and name == self._namespace(space)
+        return found == self.settings.installation
+
+    def adopt(self, spaces: Collection[SpaceName]) -> None:
+        """Namespaces of these live spaces made before namespaces carried an installation
+        (`<prefix><space>`, unlabelled) become this installation's: labelled once, and kept
+        under their old name. Unlabelled ones of other spaces are another server's."""
+        try:
+            listed = self.core.list_namespace(label_selector=f"{MANAGED_BY}={LAUNCHBAY}")
+        except ApiException as e:
+            raise _translated(e, verb="list", resource="namespaces") from e
+        namespaces: list[Any] = list(listed.items)
+        for ns in namespaces:
+            labels = ns.metadata.labels or {}
+            space = labels.get(LABEL_SPACE, "")
+            old = f"{self.settings.namespace_prefix}{space}"
+            if space not in spaces or ns.metadata.name != old or self._protected(old):
+                continue
+            if labels.get(LABEL_INSTALLATION) not in (None, self.settings.installation):
+                continue
+            if LABEL_INSTALLATION not in labels:
+                patch = {"metadata": {"labels": {LABEL_INSTALLATION: self.settings.installation}}}
+                try:
+                    self.core.patch_namespace(old, patch)
+                except ApiException as e:
+                    raise _translated(e, verb="patch", resource="namespaces") from e
+            self._legacy.add(space)
 
     def _protected(self, namespace: str) -> bool:
         return is_protected(namespace, own=self.settings.own_namespace)
@@ -475,6 +518,7 @@ class KubernetesRuntime(Runtime):
             self._protected(name)
             or labels.get(MANAGED_BY) != LAUNCHBAY
             or labels.get(LABEL_SPACE) != space
+            or not self._mine(labels, name)
         ):
             raise PermanentError(
                 f"namespace {name!r} is not this space's (labels {labels}); "
@@ -497,6 +541,7 @@ class KubernetesRuntime(Runtime):
                 name=namespace,
                 labels={
                     MANAGED_BY: LAUNCHBAY,
+                    LABEL_INSTALLATION: self.settings.installation,
                     LABEL_SPACE: space.name,
                     LABEL_OWNER: space.owner,
                     LABEL_TEMPLATE: space.template,
