@@ -66,17 +66,12 @@ class Sandbox:
         """`argv` wrapped to run in a sandbox whose `/space` is `work` (writable)."""
         tree = [self.templates, self.templates.parent] if self.templates else []
         visible = _outermost([*_existing(SYSTEM), *visible_for(argv, path_env), *_existing(tree)])
-        args = [
-            self.bwrap,
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            # First, so that what is visible under /tmp (a templates folder) is bound over it.
-            "--bind",
-            str(work / ".tmp"),
-            TMP,
-        ]  # fmt: skip  (no --die-with-parent: a service outlives the thread that forked it)
+        # No --die-with-parent: its signal comes when the *thread* that forked bwrap ends,
+        # and a service outlives the worker thread that started it (and the server).
+        args = [self.bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        args += ["--unshare-cgroup-try"]
+        # /tmp first, so that what is visible under /tmp (a templates folder) is bound over it.
+        args += ["--bind", str(work / ".tmp"), TMP]
         for path in visible:
             args += _parents(path, visible)
             if path.is_symlink() and str(path) in SYSTEM:  # /bin -> usr/bin on merged /usr
