@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from launchbay.store.db import Store, sqlite_url
-from tests.support import EXAMPLES, ROOT, Postgres, ServerProcess
+from tests.support import EXAMPLES, ROOT, UNPRIVILEGED_HOMES, Postgres, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +126,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     factory = getattr(session.config, "_tmp_path_factory", None)
     if factory is None or session.config.option.collectonly:
         return
-    roots = [factory.getbasetemp(), ROOT / ".demo"]
+    roots = [factory.getbasetemp(), ROOT / ".demo", UNPRIVILEGED_HOMES]
     found = find_leftovers(roots)
     if not found:
         return

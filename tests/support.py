@@ -109,6 +109,8 @@ class ServerProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # A wrapper passes on no signal: its group is stopped as one (see `stop`).
+                start_new_session=bool(self.wrapper),
             )
         wait_until(self._answers, timeout=30, what=f"server on {self.url}")
         return self
@@ -134,11 +136,14 @@ class ServerProcess:
         """Stop the server, then the process runtime's services it leaves running (by design
         they outlive a server): a test must leave nothing behind."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            if self.wrapper:  # the server is a child of the wrapper, in its process group
+                os.killpg(self.process.pid, signal.SIGTERM)
+            else:
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL) if self.wrapper else self.process.kill()
                 self.process.wait()
         for pid in labelled_processes(self.data_dir / "runtime" / "process", sandboxes=True):
             with contextlib.suppress(ProcessLookupError):
@@ -397,6 +402,9 @@ def compose_server(home: Path, templates: Path) -> Iterator[ServerProcess]:
 
 
 UNPRIVILEGED = "launchbay-test"
+# Homes of servers run as that user: outside pytest's 0700 folders, and searched for
+# leftovers at the end of a run as those are.
+UNPRIVILEGED_HOMES = Path("/var/tmp/launchbay-test-homes")
 
 
 def as_unprivileged(*writable: Path) -> list[str]:

@@ -135,6 +135,7 @@ def container_of(server, space: str) -> str:
     return ids[0]
 
 
+@pytest.mark.timeout(900)  # twenty creates and deletes, on a shared machine
 def test_two_servers_on_one_docker_engine_each_keep_their_own_space_of_one_name(
     tmp_path, templates, busybox_image
 ):
@@ -149,7 +150,7 @@ def test_two_servers_on_one_docker_engine_each_keep_their_own_space_of_one_name(
         kept = {id(a): container_of(a, "same"), id(b): container_of(b, "same")}
         assert kept[id(a)] != kept[id(b)]
         assert json_installation(a) != json_installation(b)
-        for round_ in range(10):
+        for round_ in range(20):  # ten of each server's
             mover, keeper = (a, b) if round_ % 2 == 0 else (b, a)
             assert mover.bay("space", "delete", "same", "--wait").returncode == 0
             time.sleep(2.5)  # the mover's orphan sweep (grace 2 s) has looked at everything

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import (
     BUSYBOX_IMAGE,
+    UNPRIVILEGED_HOMES,
     ServerProcess,
     as_unprivileged,
     labelled_processes,
@@ -140,7 +141,9 @@ def unprivileged(templates: Path) -> Iterator[ServerProcess]:
     home of its own that user owns."""
     if os.geteuid() != 0:
         pytest.skip("making the unprivileged user needs root")
-    home = Path(tempfile.mkdtemp(prefix="launchbay-unprivileged-", dir="/var/tmp"))
+    UNPRIVILEGED_HOMES.mkdir(exist_ok=True)
+    UNPRIVILEGED_HOMES.chmod(0o755)
+    home = Path(tempfile.mkdtemp(dir=UNPRIVILEGED_HOMES))
     shutil.copytree(templates.parent.parent, home / "material")
     for name, body in TEMPLATES.items():
         write_template(home / "material" / "templates", name, body)

@@ -740,7 +740,7 @@ def test_real_cluster_runs_both_test_charts(tmp_path, templates):
         store.close()
 
 
-# One release: ten rounds of delete and create stay well within a test's time.
+# One release: twenty rounds of delete and create stay well within a test's time.
 ONE_CHART = """\
 name: one
 ttl: {default: 1h, max: 2h}
@@ -754,11 +754,12 @@ services:
 ONE_SPACE = CreateSpace(name="same", template="one", runtime="kubernetes")
 
 
+@pytest.mark.timeout(900)  # twenty creates and deletes, on a shared machine
 def test_emulated_two_installations_with_one_prefix_each_keep_their_own_space_of_one_name(
     kube_cluster, tmp_path: Path, templates: Path
 ):
     """Two servers on one cluster with the same namespace prefix: each makes `same` in a
-    namespace carrying its installation, and ten rounds of either one's orphan sweep,
+    namespace carrying its installation, and ten rounds of each one's orphan sweep,
     delete and create leave the other's namespace as it was."""
     url, helm = kube_cluster
     prefix = f"lbt-i{abs(hash(tmp_path)) % 10**5}-"
@@ -793,7 +794,7 @@ def test_emulated_two_installations_with_one_prefix_each_keep_their_own_space_of
         uids = {
             i: core.read_namespace(f"{prefix}{i}-same").metadata.uid for i in ("aaaaaa", "bbbbbb")
         }
-        for round_ in range(10):
+        for round_ in range(20):  # ten of each server's
             mover, keeper = (0, 1) if round_ % 2 == 0 else (1, 0)
             reconcile_once(engines[mover])  # its orphan sweep sees the other's namespace too
             Requests(engines[mover]).delete("same", actor=ANN)
