@@ -42,7 +42,7 @@ from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
 from launchbay.domain.template import Service, Template
 from launchbay.domain.yamlsource import YamlError, load_yaml
-from launchbay.runtimes import probes, proc
+from launchbay.runtimes import goyaml, probes, proc
 from launchbay.runtimes.base import (
     Progress,
     Runtime,
@@ -238,7 +238,7 @@ class ComposeRuntime(Runtime):
             return
         with tempfile.TemporaryDirectory(prefix="launchbay-overlay-") as folder:
             ours = Path(folder) / "overlay.yaml"
-            ours.write_text(yaml.safe_dump(overlay, sort_keys=False))
+            ours.write_text(goyaml.dump(overlay))
             result = self._run(
                 ["--file", str(path), "--file", str(ours), "--profile", "*", "config", "--quiet"],
                 timeout=60,
@@ -460,7 +460,7 @@ class ComposeRuntime(Runtime):
         if found.volumes:
             override["volumes"] = {v: {"labels": labels} for v in found.volumes}
         (self._folder(space.name) / OVERRIDE_FILE).write_text(
-            yaml.dump(override, Dumper=_OverrideDumper, sort_keys=False)
+            goyaml.dump(override, dumper=_OverrideDumper)
         )
 
     def _host_ports(
@@ -657,7 +657,7 @@ class ComposeRuntime(Runtime):
             volumes[volume] = {"labels": self._labels(space.name)}
         if not volumes:
             del document["volumes"]
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        path.write_text(goyaml.dump(document))
 
     def _service_document(self, space: SpaceRef, service: ResolvedService) -> dict[str, Any]:
         """The template's compose section as Compose accepts it, with Launchbay's parts added:
@@ -980,7 +980,7 @@ class _Reset:
     """Written `!reset null`: Compose drops the team's value (a fixed container name)."""
 
 
-class _OverrideDumper(yaml.SafeDumper):
+class _OverrideDumper(goyaml.Dumper):
     pass
 
 

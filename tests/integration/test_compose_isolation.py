@@ -14,6 +14,7 @@ from tests.support import (
     BUSYBOX_IMAGE,
     compose_root,
     compose_server,
+    launchbay_docker_objects,
     wait_until,
     write_template,
 )
@@ -168,3 +169,50 @@ def json_installation(server) -> str:
 
     doctor = json.loads(server.bay("doctor", "-o", "json").stdout)
     return next(c["detail"] for c in doctor if c["check"] == "installation")
+
+
+def test_an_installation_id_and_values_that_read_as_numbers_stay_strings_in_compose(
+    tmp_path, templates, team, busybox_image
+):
+    # Installation ids are six hex digits: `642e17` is a float and `093849` an integer to
+    # Compose's YAML reader. Written plain, the label came back `6.42e+19`: the server
+    # then found none of its containers (the space failed: "no container") and its delete
+    # left them all behind. One server in ten drew such an id.
+    import sqlite3
+
+    write_template(
+        templates,
+        "binds",
+        TEMPLATE.replace("db: {}", "db: {overridable: {env: [EXPONENT, DIGITS]}}"),
+    )
+    write_template(templates, "one", ONE)
+    with compose_server(tmp_path / "home", templates) as server:
+        server.stop()
+        with sqlite3.connect(server.data_dir / "launchbay.db") as db:
+            db.execute("UPDATE installation SET installation = '642e17'")
+        server.start()
+        assert json_installation(server) == "642e17"
+        made = server.bay(
+            "space", "create", "num-a", "--template", "binds", "--wait",
+            "--set", "db.env.EXPONENT=1e5", "--set", "db.env.DIGITS=093849",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr + made.stdout
+        made = server.bay("space", "create", "num-b", "--template", "one", "--wait")
+        assert made.returncode == 0, made.stderr + made.stdout
+        for space in ("num-a", "num-b"):
+            labels = inspect(container_of(server, space))["Config"]["Labels"]
+            assert labels["dev.launchbay.installation"] == "642e17", labels
+        env = inspect(container_of(server, "num-a"))["Config"]["Env"]
+        assert {"EXPONENT=1e5", "DIGITS=093849"} <= set(env), env
+        for space in ("num-a", "num-b"):
+            assert server.bay("space", "delete", space, "--wait").returncode == 0
+        assert launchbay_docker_objects(compose_root(server)) == []
+
+
+def inspect(container: str) -> dict:
+    import json
+
+    done = subprocess.run(
+        ["docker", "inspect", container], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout)[0]

@@ -16,7 +16,7 @@ import pytest
 from launchbay.domain.errors import Invalid
 from launchbay.domain.names import SpaceName
 from launchbay.domain.spec import resolve_params, resolve_services
-from launchbay.domain.template import parse_template
+from launchbay.domain.template import HelmSection, parse_template
 from launchbay.runtimes.base import ServiceFailed
 from launchbay.runtimes.kubernetes.helm import Helm
 from launchbay.runtimes.kubernetes.naming import (
@@ -232,6 +232,34 @@ def test_set_values_keep_their_types_and_a_relative_chart_is_the_templates(helm,
     (deployment,) = rendered
     assert deployment["spec"]["replicas"] == 2
     assert deployment["metadata"]["annotations"]["replicas-kind"] in ("int", "int64", "float64")
+
+
+def test_string_values_that_read_as_numbers_reach_the_chart_as_strings(helm, tmp_path):
+    # An image tag `093849` or a note `1e5` was written plain (PyYAML's 1.1 rules say
+    # string); helm reads by Go's rules and rendered 93849 and 100000.
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: shown\nversion: 0.1.0\n")
+    (chart / "templates" / "shown.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shown}\ndata:\n"
+        '{{- range $k, $v := .Values }}\n  {{ $k }}: {{ printf "%v %s" $v (kindOf $v) | quote }}\n'
+        "{{- end }}\n"
+    )
+    values = {"tag": "093849", "note": "1e5", "octal": "0o17", "answer": "No", "count": 3}
+    (shown,) = helm.template(
+        release="shown",
+        namespace="lb-t1",
+        section=HelmSection(chart=str(chart)),
+        values=values,
+        service="web",
+    )
+    assert shown["data"].pop("count") in ("3 int64", "3 float64")  # a number stays one
+    assert shown["data"] == {
+        "tag": "093849 string",
+        "note": "1e5 string",
+        "octal": "0o17 string",
+        "answer": "No string",
+    }
 
 
 def test_validate_finds_a_missing_chart_and_what_helm_lint_finds_naming_the_service(tmp_path):

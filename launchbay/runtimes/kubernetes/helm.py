@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from launchbay.domain.template import HelmSection
-from launchbay.runtimes import proc
+from launchbay.runtimes import goyaml, proc
 from launchbay.runtimes.base import RuntimeUnavailable, ServiceFailed
 
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
@@ -174,5 +174,5 @@ def _values_file(values: Mapping[str, Any]) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="launchbay-values-") as folder:
         path = Path(folder) / "values.yaml"
         path.touch(mode=0o600)
-        path.write_text(yaml.safe_dump(dict(values)))
+        path.write_text(goyaml.dump(dict(values)))
         yield path
