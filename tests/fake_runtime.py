@@ -145,6 +145,7 @@ class FakeRuntime(Runtime):
         follow: bool,
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
+        self._fault("logs")  # raised while the caller reads, as a backend's stream does
         with self._lock:
             run = self._runs.get(space.name, {}).get(service)
         lines: Sequence[str] = run.script.log if run else ()

@@ -18,12 +18,15 @@ class Receiver:
         self.secret = secret  # a JSON channel's signing key
         self.got: list[tuple[str, dict[str, Any]]] = []
         self.bad_signatures = 0
+        # (path, webhook-id) of every request, answered or not.
+        self.ids: list[tuple[str, str]] = []
         self.fail_next = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.ids.append((self.path, self.headers.get("webhook-id", "")))
                 if receiver.fail_next:
                     receiver.fail_next -= 1
                     self.send_response(503)

@@ -472,3 +472,31 @@ def installation_of(server: ServerProcess) -> str:
     except sqlite3.Error:
         return ""
     return str(row[0]) if row else ""
+
+
+@contextlib.contextmanager
+def inprocess_server(settings: Any) -> Iterator[tuple[str, Any]]:
+    """The server's real app (`launchbay.server.build`) served by uvicorn in a thread of
+    the test, on a free port: for tests that reach inside it (its store's pool, its
+    threads) while talking to it over HTTP. Yields the URL and the app."""
+    import dataclasses
+    import threading
+
+    import uvicorn
+
+    from launchbay.server import build
+
+    settings = dataclasses.replace(settings, port=free_port())
+    app = build(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.port}"
+    wait_until(lambda: server.started, timeout=30, what="the in-process server to listen")
+    try:
+        yield url, app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -74,6 +74,13 @@ def create_app(
             return JSONResponse(
                 {"status": "store cannot take writes", "detail": detail}, status_code=503
             )
+        down = engine.threads.down()
+        if down:
+            detail = "; ".join(f"{name}: {why}" for name, why in sorted(down.items()))
+            return JSONResponse(
+                {"status": "a server thread is restarting", "detail": detail[:300]},
+                status_code=503,
+            )
         return JSONResponse({"status": "ready", "leader": engine.leader.holds()})
 
     engine.metrics.gauge(

@@ -10,6 +10,7 @@ store, one at a time per space, so that a crash loses no accepted work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.jobs import Cancelled, Workers, wall_clock
 from launchbay.engine.metrics import EngineMetrics
 from launchbay.engine.runtimes import GuardedRuntime, RuntimeBoard
+from launchbay.engine.threads import Threads
 from launchbay.engine.views import SpaceView
 from launchbay.runtimes.base import Runtime, RuntimeRegistry, SpaceRef
 from launchbay.runtimes.registry import section_of
@@ -161,15 +163,16 @@ class Engine:
             runtimes=lambda: {n: self.board.state(n).available for n in self.board.runtimes},
             clock=clock,
         )
+        self.threads = Threads(stopping=threading.Event(), metrics=self.metrics)
         self.jobs = Workers(
             store,
             node=settings.node,
             slots=settings.workers,
             record=self._record_by_id,
             metrics=self.metrics,
+            threads=self.threads,
         )
-        self._stopping = self.jobs.stopping
-        self._loops: list[threading.Thread] = []
+        self._stopping = self.threads.stopping
         self.leader = LeaderLock(store)
         # Orphans the reconciler has seen, by (runtime, space): when each was first seen.
         self.orphans_seen: dict[tuple[str, str], float] = {}
@@ -370,14 +373,7 @@ class Engine:
         self._adopt()
         self.jobs.start()
         for loop in loops:
-            thread = threading.Thread(
-                target=self._loop,
-                args=(loop.name, loop.interval, loop.step, loop.leader_only),
-                name=f"launchbay-{loop.name}",
-                daemon=True,
-            )
-            thread.start()
-            self._loops.append(thread)
+            self.threads.start(loop.name, functools.partial(self._loop, loop))
 
     def _adopt(self) -> None:
         """Each runtime takes what its live spaces have from before everything carried the
@@ -392,9 +388,7 @@ class Engine:
 
     def stop(self) -> None:
         self._stopping.set()
-        for thread in self._loops:
-            thread.join(timeout=10)
-        self.jobs.stop()
+        self.jobs.stop()  # joins every thread started through `threads`, the loops too
         self.leader.release()
         for name, runtime in self.runtimes.items():
             try:
@@ -402,16 +396,15 @@ class Engine:
             except LaunchbayError as e:
                 log.warning("runtime %s: did not close cleanly: %s", name, e.message)
 
-    def _loop(
-        self, name: str, interval: float, step: Callable[[Engine], None], leader_only: bool
-    ) -> None:
-        """Run `step` every `interval` seconds (while this server is the leader, if
-        `leader_only`)."""
+    def _loop(self, loop: Loop) -> None:
+        """Run the loop's step every `interval` seconds (while this server is the leader,
+        if `leader_only`). A failed pass is logged and the next tick tries again; an error
+        outside a pass (the leader lock's) reaches the thread's supervisor."""
         while not self._stopping.is_set():
-            try:
-                if not leader_only or self.leader.holds():
-                    with self.metrics.pass_seconds.labels(name).time():
-                        step(self)
-            except Exception:  # the loop boundary: log and go on at the next tick
-                log.exception("%s pass failed; trying again in %ss", name, interval)
-            self._stopping.wait(interval)
+            if not loop.leader_only or self.leader.holds():
+                try:
+                    with self.metrics.pass_seconds.labels(loop.name).time():
+                        loop.step(self)
+                except Exception:  # the pass boundary: log and go on at the next tick
+                    log.exception("%s pass failed; trying again in %ss", loop.name, loop.interval)
+            self._stopping.wait(loop.interval)

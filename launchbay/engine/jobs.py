@@ -26,6 +26,7 @@ from launchbay.domain.errors import Conflict, LaunchbayError, TemporaryError
 from launchbay.domain.jobs import MAX_ATTEMPTS, JobKind, JobState, backoff
 from launchbay.domain.phases import Phase
 from launchbay.engine.metrics import EngineMetrics
+from launchbay.engine.threads import Threads
 from launchbay.store import jobs as store_jobs
 from launchbay.store.db import Store
 from launchbay.store.models import Space
@@ -68,6 +69,7 @@ class Workers:
         slots: int,
         record: Recorder,
         metrics: EngineMetrics | None = None,
+        threads: Threads | None = None,
         lease: timedelta = timedelta(seconds=30),
         poll: float = 0.5,
         heartbeat: float = 2.0,
@@ -75,9 +77,10 @@ class Workers:
         self.store = store
         self.node = node
         self.owner = f"{node}/{uuid.uuid4().hex[:12]}"
-        self.stopping = threading.Event()
         self._record = record
         self._metrics = metrics or EngineMetrics()
+        self.threads = threads or Threads(stopping=threading.Event(), metrics=self._metrics)
+        self.stopping = self.threads.stopping
         self._slots = slots
         self._lease, self._poll, self._heartbeat_every = lease, poll, heartbeat
         self._handlers: dict[JobKind, Handler] = {}
@@ -90,7 +93,7 @@ class Workers:
         self._job_cancels: dict[int, threading.Event] = {}
         self._wake = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="launchbay-job")
-        self._threads: list[threading.Thread] = []
+        self._started = False
 
     def handle(
         self,
@@ -106,8 +109,9 @@ class Workers:
 
     def start(self) -> None:
         """Take back what an earlier run of this server left running, then start working."""
-        if self._threads:
+        if self._started:
             return
+        self._started = True
         with self.store.write() as s:
             stale = store_jobs.stale_owners(s, node=self.node, current=self.owner)
             released = store_jobs.release(s, owners=stale, now=wall_clock())
@@ -115,18 +119,15 @@ class Workers:
             log.info(
                 "%d job(s) left running by an earlier run of this server queued again", released
             )
-        for name, target in (("dispatcher", self._dispatch), ("heartbeat", self._beat)):
-            thread = threading.Thread(target=target, name=f"launchbay-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.threads.start("dispatcher", self._dispatch)
+        self.threads.start("heartbeat", self._beat)
 
     def stop(self) -> None:
         """Stop claiming, let running jobs notice (they check `stopping`), and put back
         what they left unfinished so that the next server start runs it again."""
         self.stopping.set()
         self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self.threads.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
         try:
             with self.store.write() as s:

@@ -74,6 +74,13 @@ class EngineMetrics:
             ["runtime"],
             registry=r,
         )
+        self.thread_restarts = Counter(
+            "launchbay_thread_restarts",
+            "Server threads (dispatcher, heartbeat, loops) that raised and were started "
+            "again, by thread.",
+            ["thread"],
+            registry=r,
+        )
 
     def watch(
         self, store: Store, runtimes: Callable[[], dict[str, bool]], clock: Callable[[], datetime]

@@ -14,7 +14,6 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
@@ -66,6 +65,13 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def digest_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def message_id(notice: str, channel: Channel) -> str:
+    """One notice's `webhook-id` on one channel: the same on every attempt and from every
+    replica, so that receivers drop a retry they already took (Standard Webhooks keeps
+    the id across retries); `notice` names it among every server's notices."""
+    return "msg_" + hashlib.sha256(f"{notice}|{channel.url}".encode()).hexdigest()[:32]
 
 
 class Notifier:
@@ -162,13 +168,14 @@ class Notifier:
             ]
             reached = dict(notice.reached)
             kind, text, attempts = notice.kind, notice.text, notice.attempts
+            sent_as = f"{space_id}/{notice_id}/{notice.created_at.isoformat()}"
             facts = (space.name, space.owner, space.template, space.expires_at, space.reason)
         errors = []
         for channel in channels:
             if channel.url in reached:
                 continue
             body = self._message(kind, text, facts, channel, space_id)
-            error = self._send_one(channel, body)
+            error = self._send_one(channel, body, message_id=message_id(sent_as, channel))
             if error:
                 errors.append(f"{channel.url}: {error}")
             else:
@@ -185,11 +192,10 @@ class Notifier:
             else:
                 row.next_at = now + timedelta(seconds=min(2**row.attempts, 300))
 
-    def _send_one(self, channel: Channel, body: dict[str, object]) -> str:
+    def _send_one(self, channel: Channel, body: dict[str, object], *, message_id: str) -> str:
         payload = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "launchbay"}
         if channel.kind == "json":
-            message_id = f"msg_{uuid.uuid4().hex}"
             stamp = int(time.time())  # when it is sent: receivers check it against theirs
             headers |= {
                 "webhook-id": message_id,
@@ -254,7 +260,8 @@ class Notifier:
 
     def extend_by_link(self, token: str) -> SpaceView:
         """Extend once, as the space's owner, by the link's amount or what the template
-        still allows if that is less; the link is then used up."""
+        still allows if that is less; the link is used up in the transaction that extends,
+        so an extension that fails leaves it good."""
         with self.engine.store.write() as s:
             link = store.link_for_update(s, digest_of(token))
             space = self._usable(link, s.get(Space, link.space_id) if link else None)
@@ -275,9 +282,10 @@ class Notifier:
                     f"{format_duration(template.ttl.max)} its template allows"
                 )
             link.used_at = now
-        return self.requests.extend(
-            name, by=format_duration(by), actor=Actor(name=owner), via="a notice's extend link"
-        )
+            self.requests.extend_in(
+                s, space, by=by, actor=Actor(name=owner), via="a notice's extend link"
+            )
+        return self.engine.view(space)
 
     def _usable(self, link: ExtendLink | None, space: Space | None) -> Space:
         now = self.engine.clock()

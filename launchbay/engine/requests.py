@@ -11,6 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
 
 from launchbay.domain.auth import Actor, require_owner_or_admin
 from launchbay.domain.durations import format_duration, instant, parse_duration
@@ -150,35 +153,41 @@ class Requests:
         self.engine.cancel(space.id).set()
         return self.engine.view(space)
 
-    def extend(self, name: str, *, by: str, actor: Actor, via: str = "") -> SpaceView:
+    def extend(self, name: str, *, by: str, actor: Actor) -> SpaceView:
         duration = parse_duration(by)
         with self.engine.store.write() as s:
             space = self.engine.live_for_update(s, name)
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
-            if space.phase is Phase.DELETING:
-                raise Conflict(f"space {name!r} is being deleted")
-            template = self.engine.catalog.get(space.template)
-            now = self.engine.clock()
-            space.expires_at = extended_expiry(
-                expires_at=space.expires_at,
-                created_at=space.created_at,
-                by=duration,
-                policy=template.ttl,
-                now=now,
-            )
-            space.expired_at = None
-            space.updated_at = now
-            q.add_event(
-                s,
-                space,
-                actor=actor.name,
-                kind="extended",
-                now=now,
-                message=f"TTL extended by {format_duration(duration)}"
-                + (f" through {via}" if via else "")
-                + f"; expires {instant(space.expires_at)}",
-            )
+            self.extend_in(s, space, by=duration, actor=actor)
         return self.engine.view(space)
+
+    def extend_in(
+        self, s: Session, space: Space, *, by: timedelta, actor: Actor, via: str = ""
+    ) -> None:
+        """Extend in the caller's transaction (a notice's link is spent in the same one)."""
+        require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
+        if space.phase is Phase.DELETING:
+            raise Conflict(f"space {space.name!r} is being deleted")
+        template = self.engine.catalog.get(space.template)
+        now = self.engine.clock()
+        space.expires_at = extended_expiry(
+            expires_at=space.expires_at,
+            created_at=space.created_at,
+            by=by,
+            policy=template.ttl,
+            now=now,
+        )
+        space.expired_at = None
+        space.updated_at = now
+        q.add_event(
+            s,
+            space,
+            actor=actor.name,
+            kind="extended",
+            now=now,
+            message=f"TTL extended by {format_duration(by)}"
+            + (f" through {via}" if via else "")
+            + f"; expires {instant(space.expires_at)}",
+        )
 
     def retry(self, name: str, *, actor: Actor) -> SpaceView:
         """Provision a failed or degraded space again with the same spec: what failed or

@@ -213,7 +213,17 @@ class GuardedRuntime(Runtime):
         follow: bool,
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
-        return self._call(lambda r: r.logs(space, service, tail=tail, follow=follow, stop=stop))
+        # A runtime's logs() is a generator: its backend is read while the caller iterates,
+        # so the guard must hold around the iteration, not around the call that makes it.
+        with self.board.guard(self.name):
+            lines = self.board.get(self.name).logs(
+                space, service, tail=tail, follow=follow, stop=stop
+            )
+        return self._guarded(lines)
+
+    def _guarded(self, lines: Iterator[str]) -> Iterator[str]:
+        with self.board.guard(self.name):
+            yield from lines
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
         return self._call(lambda r: r.warnings(space))

@@ -93,9 +93,14 @@ def install(
     app.state.portal = Portal(
         bay.requests, bay.queries, bay.notifier, accounts, Signer(secret), templates
     )
-    # Errors outside the API are pages in the portal's layout, with its navigation.
+    # Errors outside the API are pages in the portal's layout, with its navigation. They
+    # are rendered on the event loop, so they name the viewer from the signed session
+    # alone: a database read there would stall every request while the pool is busy.
     app.state.error_page = lambda request, status, message: render(
-        request, "error.html", {"status": status, "message": message}, status=status
+        request,
+        "error.html",
+        {"status": status, "message": message, "viewer": session_viewer(request)},
+        status=status,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
@@ -118,6 +123,12 @@ def portal(request: Request) -> Portal:
 
 
 PortalDep = Annotated[Portal, Depends(portal)]
+
+
+def session_viewer(request: Request) -> Actor | None:
+    """Whom the session cookie names, without asking the database (their role unknown)."""
+    name = portal(request).signer.user(request.cookies.get(SESSION_COOKIE))
+    return Actor(name=name) if name else None
 
 
 def optional_viewer(request: Request) -> Actor | None:
@@ -149,7 +160,7 @@ def render(
     p = portal(request)
     browser = request.cookies.get(CSRF_COOKIE) or new_browser_id()
     context = {
-        "viewer": optional_viewer(request),
+        "viewer": context["viewer"] if "viewer" in context else optional_viewer(request),
         "csrf": p.signer.csrf_token(browser),
         **context,
     }

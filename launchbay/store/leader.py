@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,27 @@ LOCK_KEY = int.from_bytes(b"launchby", "big") - (1 << 63)
 
 
 class LeaderLock:
+    """Asked by every loop thread and by /readyz: one statement at a time goes over its
+    connection (a SQLAlchemy connection is not safe to share between threads)."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self._connection: Any = None
         self._file: int | None = None
+        self._lock = threading.Lock()
 
     def holds(self) -> bool:
         """True while this server is the leader; tries to become it when it is not."""
-        if self.store.is_sqlite:
-            return self._flock()
-        return self._advisory()
+        with self._lock:
+            if self.store.is_sqlite:
+                return self._flock()
+            return self._advisory()
 
     def release(self) -> None:
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(SQLAlchemyError):
                 self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
@@ -61,7 +71,7 @@ class LeaderLock:
             log.warning(
                 "leader lock: the store did not answer, not leading: %s", str(e).splitlines()[0]
             )
-            self.release()
+            self._release()
             return False
         if got:
             self._connection = connection

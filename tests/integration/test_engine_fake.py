@@ -189,6 +189,19 @@ def test_refused_fails_the_space_at_once_saying_why(engine, fake):
     assert "retry" not in kinds(engine, "denied")
 
 
+def test_a_backend_error_while_reading_a_failed_services_log_still_fails_the_space(engine, fake):
+    # logs() is a generator: the guard once wrapped only the call that made it, so an
+    # error raised while reading escaped as "unexpected error", the space stayed
+    # provisioning and the reconciler provisioned it again a minute later.
+    fake.scripts = {"db": Script(), "web": Script(exit_code=2)}
+    fake.faults["logs"] = [ConnectionResetError("the log stream broke")]
+    create(engine, "tail")
+    assert settle(engine, "tail", {"ready", "failed"}) == "failed"
+    assert "service 'web': exited with code 2" in Queries(engine).space("tail").reason
+    (job,) = [j for j in Queries(engine).jobs("tail") if j.kind == "provision"]
+    assert "unexpected" not in job.reason
+
+
 def test_not_found_fails_the_job_without_retry_and_the_reason_is_kept(engine, fake):
     create(engine, "lost")
     settle(engine, "lost", {"ready"})

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from launchbay.domain.auth import Actor
 from launchbay.domain.errors import Invalid, NotFound
@@ -18,6 +20,7 @@ from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.engine import Engine, EngineSettings
 from launchbay.engine.requests import CreateSpace
 from launchbay.runtimes.process import ProcessRuntime
+from launchbay.store.db import StoreUnavailable
 from tests.integration import templates as extra
 from tests.receiver import Receiver
 from tests.support import Clock, ServerProcess, wait_until
@@ -149,6 +152,10 @@ def test_a_failure_is_told_once_with_its_reason_and_a_channel_that_fails_is_trie
     failed = next(body for path, body in receiver.got if path == "/json")
     assert failed["type"] == "space.failed"
     assert "database unreachable" in failed["reason"] and failed["extend"] is None
+    # The resend kept the message's id, so that a receiver that took the first can drop
+    # it (it was once new on every attempt).
+    first, again = [i for path, i in receiver.ids if path == "/json"]
+    assert first == again and first.startswith("msg_")
 
 
 def test_a_users_own_channel_must_point_where_the_server_allows(bay):
@@ -206,3 +213,29 @@ def test_a_user_adds_a_channel_with_bay_and_is_told_of_their_own_spaces_only(tmp
         server.stop()
         mine.close()
         theirs.close()
+
+
+def test_an_extend_link_is_spent_only_by_an_extension_that_went_through(bay, receiver):
+    # The link was once spent in a transaction of its own and the extension made in a
+    # second: a database error in the second burned the link for nothing.
+    bay.requests.create(CreateSpace(name="note-2", template="long"), actor=ANN)
+    wait_until(lambda: phase_of(bay, "note-2") == "ready", timeout=30, what="ready")
+    bay.notifier.once()
+    (ready,) = [body for path, body in receiver.got if path == "/json"]
+    token, expires = token_of(ready), bay.queries.space("note-2").expires_at
+
+    def fail_the_extension(_conn, _cursor, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE SPACES"):
+            raise OperationalError(statement, {}, Exception("the database went away"))
+
+    engine = bay.requests.engine.store.engine
+    event.listen(engine, "before_cursor_execute", fail_the_extension)
+    try:
+        with pytest.raises(StoreUnavailable):
+            bay.notifier.extend_by_link(token)
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_extension)
+    assert bay.queries.space("note-2").expires_at == expires
+    assert bay.notifier.extend_by_link(token).expires_at == expires + timedelta(hours=1)
+    bay.requests.delete("note-2", actor=ANN)
+    wait_until(lambda: phase_of(bay, "note-2") == "deleted", timeout=30, what="deleted")
