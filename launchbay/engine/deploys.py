@@ -52,16 +52,27 @@ class Deploys:
         """Create the space, or change only what differs from `want`, which is the whole wanted
         state (PUT semantics: what it leaves out goes back to the template's default).
         Idempotent: applying the same state twice changes nothing. True if it was created."""
-        engine = self.engine
         runtime = self._live_runtime(want.name)
-        if runtime is None:
-            try:
-                return self.requests.create(want, actor=actor), True
-            except Conflict:
-                # Created meanwhile by a concurrent apply: update it instead.
-                runtime = self._live_runtime(want.name)
-                if runtime is None:
-                    raise
+        if runtime is not None:
+            updated = self._update(want, runtime, actor=actor, source=source)
+            if updated is not None:
+                return updated, False
+            # Its delete finished between the look and the update: the space is gone.
+        try:
+            return self.requests.create(want, actor=actor), True
+        except Conflict:
+            # Created meanwhile by a concurrent apply: update it instead.
+            runtime = self._live_runtime(want.name)
+            updated = self._update(want, runtime, actor=actor, source=source) if runtime else None
+            if updated is None:
+                raise
+            return updated, False
+
+    def _update(
+        self, want: CreateSpace, runtime: str, *, actor: Actor, source: str
+    ) -> SpaceView | None:
+        """Change only what differs from `want`; None if the space is no longer live."""
+        engine = self.engine
         template = engine.catalog.get(want.template)
         limits = self.engine.settings.limits
         params = resolve_params(template, want.params, limits)
@@ -70,7 +81,10 @@ class Deploys:
         overrides = parse_sets(want.sets, template, limits, on=on)
         ttl = parse_duration(want.ttl) if want.ttl else None
         with engine.store.write() as s:
-            space = engine.live_for_update(s, want.name)
+            live = q.live_space(s, want.name)
+            if live is None:
+                return None
+            space = q.space_for_update(s, live.id)
             if want.origin is not None and space.origin != want.origin:
                 made = f"by {space.origin}" if space.origin else f"by hand ({space.owner})"
                 raise Refused(
@@ -111,7 +125,7 @@ class Deploys:
                     actor=actor.name,
                     source=source,
                 )
-            return engine.view(space), False
+            return engine.view(space)
 
     def _live_runtime(self, name: str) -> str | None:
         with self.engine.store.read() as s:

@@ -234,6 +234,56 @@ def test_close_then_quick_reopen_ends_with_a_running_space_10_times(bay, hooks):
     assert {d.status for d in seen.values()} == {"done"}
 
 
+def test_a_reopen_that_looks_while_the_close_is_deleting_creates_the_space_once_it_is_gone(
+    bay, hooks
+):
+    # The reopen saw the space still deleting, the delete finished, and the update found
+    # "no space named ...": the delivery failed for good and the open PR had no space.
+    send(hooks, pr("opened", 60))
+    settled(bay)
+    looked = bay.deploys._live_runtime
+
+    def look_then_let_the_delete_finish(name: str) -> str | None:
+        runtime = looked(name)
+        if runtime is not None and bay.queries.space(name).phase == "deleting":
+            wait_until(lambda: not live(bay, name), timeout=20, what="the delete to finish")
+        return runtime
+
+    fake = bay.engine.board.get("process")
+    destroy = fake.destroy
+
+    def slow_destroy(space: Any) -> None:
+        threading.Event().wait(1.0)  # a delete that takes a moment, as real ones do
+        destroy(space)
+
+    fake.destroy = slow_destroy
+    bay.deploys._live_runtime = look_then_let_the_delete_finish
+    send(hooks, pr("closed", 60, at=T0 + timedelta(seconds=1)))
+    wait_until(
+        lambda: bay.queries.space("pr-60-app").phase == "deleting", timeout=20, what="deleting"
+    )
+    send(hooks, pr("reopened", 60, at=T0 + timedelta(seconds=2), head="bbbbbbb"))
+    seen = settled(bay)
+    assert live(bay, "pr-60-app") and version(bay, "pr-60-app") == "bbbbbbb"
+    assert {d.status for d in seen.values()} == {"done"}
+
+
+def test_close_of_a_provisioning_space_and_reopen_soon_after_leave_every_open_pr_a_space(
+    bay, hooks
+):
+    bay.engine.board.get("process").scripts = {"app": Script(ready_after=0.5)}
+    for n in range(70, 100):
+        send(hooks, pr("opened", n))
+        send(hooks, pr("closed", n, at=T0 + timedelta(seconds=1)))
+        threading.Event().wait(0.3)
+        send(hooks, pr("reopened", n, at=T0 + timedelta(seconds=2), head="bbbbbbb"))
+    seen = settled(bay)
+    for n in range(70, 100):
+        assert live(bay, f"pr-{n}-app"), f"PR #{n} is open but has no space"
+        assert version(bay, f"pr-{n}-app") == "bbbbbbb"
+    assert {d.status for d in seen.values()} == {"done"}
+
+
 # -- finding 3: a redelivery could never recover a delivery ------------------------------------
 
 

@@ -339,6 +339,39 @@ def test_kill_9_with_deliveries_in_flight_every_delivery_ends_and_spaces_match_t
             )
 
 
+def test_closes_accepted_before_a_kill_9_are_all_done_soon_after_the_restart(server):
+    """A restarted server takes back its own unfinished webhook work at once: it once
+    waited for the dead run's leases to lapse (30 to 60 s)."""
+    for n in range(200, 220):
+        assert deliver(server, pull_request("opened", number=n)).status_code == 202
+    for n in range(200, 220):
+        wait_until(
+            lambda n=n: app_version(server, f"pr-{n}-app") == "aaaaaaa",
+            timeout=120,
+            what=f"PR #{n}'s space",
+        )
+    closes = [str(uuid.uuid4()) for _ in range(200, 220)]
+    for n, delivery in zip(range(200, 220), closes, strict=True):
+        closed = pull_request("closed", number=n, at=T0 + timedelta(1))
+        assert deliver(server, closed, delivery=delivery).status_code == 202
+    server.kill()
+    server.start()
+
+    def done() -> bool:
+        seen = {d["id"]: d["status"] for d in deliveries(server)}
+        return all(seen.get(i) == "done" for i in closes)
+
+    wait_until(done, timeout=10, what="every accepted close done within 10 s of the restart")
+    for n in range(200, 220):
+        wait_until(
+            lambda n=n: (
+                (s := space_or_none(server, f"pr-{n}-app")) is None or s["phase"] == "deleted"
+            ),
+            timeout=60,
+            what=f"PR #{n}'s space deleted",
+        )
+
+
 def write_a_wrong_mapping(path: Path) -> None:
     """The config with a repository mapped to a service its template does not have."""
     path.write_text(
