@@ -12,7 +12,7 @@ import secrets
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
@@ -28,7 +28,6 @@ from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
 from launchbay.domain.notices import Channel, NotifyConfig, key_bytes
 from launchbay.domain.template import Template
 from launchbay.domain.webhooks import GitHubConfig
-from launchbay.domain.yamlsource import parse_model
 from launchbay.engine.accounts import ADMIN, Accounts
 from launchbay.engine.assembly import Launchbay
 from launchbay.engine.catalog import TemplateCatalog
@@ -43,11 +42,15 @@ __all__ = [
     "KubernetesSettings",
     "ProcessSettings",
     "ServerSettings",
+    "Sources",
     "build",
     "check_runtime_names",
     "default_data_dir",
     "load_config",
+    "load_settings",
+    "printable",
     "serve",
+    "settings_of",
 ]
 from launchbay.reporters.github import GitHubReporter
 from launchbay.runtimes import registry
@@ -55,11 +58,11 @@ from launchbay.runtimes.base import RuntimeContext
 from launchbay.runtimes.kubernetes.kind import KubernetesSettings
 from launchbay.runtimes.process import ProcessSettings
 from launchbay.runtimes.registry import check_names as check_runtime_names
+from launchbay.settings import DEFAULT_PORT, SettingsTree, Sources, printable
+from launchbay.settings import load as load_settings
 from launchbay.store.db import Store, redact, sqlite_url
 
 log = logging.getLogger("launchbay")
-
-DEFAULT_PORT = 8470
 
 
 def default_data_dir() -> Path:
@@ -68,7 +71,7 @@ def default_data_dir() -> Path:
 
 
 class ServerConfig(BaseModel):
-    """The optional `--config` file: integrations that need more than a flag."""
+    """The integrations' sections of the settings tree."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,13 +80,41 @@ class ServerConfig(BaseModel):
 
 
 def load_config(path: Path | None) -> ServerConfig:
-    if path is None:
-        return ServerConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise Invalid(f"cannot read the config file {path}: {e}") from e
-    return parse_model(text, file=str(path), model=ServerConfig)
+    """The integrations a settings file configures (the environment left out)."""
+    tree = load_settings(Sources(file=path, environ={}))
+    return ServerConfig(github=tree.github, notifications=tree.notifications)
+
+
+def settings_of(
+    tree: SettingsTree, *, file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> ServerSettings:
+    """What the server is built from: the tree, and the pod's facts from its environment."""
+    server, env = tree.server, os.environ if environ is None else environ
+    if not server.templates.is_dir():
+        raise Invalid(
+            f"templates folder {server.templates} does not exist (--templates DIR, or "
+            "server.templates in the settings file)"
+        )
+    if server.admin_only_runtimes is not None:
+        check_runtime_names(list(server.admin_only_runtimes), what="server.admin_only_runtimes")
+    return ServerSettings(
+        data_dir=(server.data_dir or default_data_dir()).resolve(),
+        templates=server.templates.resolve(),
+        host=server.host,
+        port=server.port,
+        db=tree.database.url,
+        engine=tree.engine.engine(),
+        log_level=server.log_level,
+        config=ServerConfig(github=tree.github, notifications=tree.notifications),
+        config_file=str(file) if file else "",
+        kubernetes=tree.kubernetes.settings(env),
+        follows=FollowLimits(per_user=server.max_follows_per_user, total=server.max_follows),
+        allowed_hosts=server.allowed_hosts,
+        max_body=server.max_body,
+        process=tree.process.settings(),
+        admin_only_runtimes=server.admin_only_runtimes,
+        tree=tree,
+    )
 
 
 def read_secret(env: str | None, file: str | None, *, what: str, minimum: int) -> str:
@@ -165,6 +196,8 @@ class ServerSettings:
     process: ProcessSettings = field(default_factory=ProcessSettings)
     # Runtimes only admins may use; None: those whose services would run unconfined.
     admin_only_runtimes: tuple[str, ...] | None = None
+    # The settings tree these were made from (for --print-config and the log).
+    tree: SettingsTree = field(default_factory=SettingsTree)
 
     @property
     def db_url(self) -> str:

@@ -34,8 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from launchbay.domain.durations import instant
-from launchbay.domain.errors import Invalid, LaunchbayError, Refused
+from launchbay.domain.errors import Invalid, LaunchbayError, Refused, TemporaryError
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
@@ -72,6 +74,32 @@ class ProcessSettings:
 
     isolation: Literal["auto", "sandbox", "none"] = "auto"
     uids: range = DEFAULT_UIDS
+
+
+class ProcessSection(BaseModel):
+    """The server settings' `process:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    isolation: Literal["auto", "sandbox", "none"] = ProcessSettings.isolation
+    service_uids: str = Field(
+        default=f"{DEFAULT_UIDS.start}-{DEFAULT_UIDS.stop - 1}",
+        description="user ids a root server gives spaces, one each: FIRST-LAST",
+    )
+
+    @field_validator("service_uids")
+    @classmethod
+    def _uids(cls, value: str) -> str:
+        first, dash, last = value.partition("-")
+        if not (
+            dash and first.isdigit() and last.isdigit() and 1000 <= int(first) < int(last) < 2**31
+        ):
+            raise ValueError(f"{value!r}: write FIRST-LAST, from 1000 up, e.g. 600000-699999")
+        return value
+
+    def settings(self) -> ProcessSettings:
+        first, _, last = self.service_uids.partition("-")
+        return ProcessSettings(isolation=self.isolation, uids=range(int(first), int(last) + 1))
 
 
 class ProcessRuntime(Runtime):
@@ -207,7 +235,11 @@ class ProcessRuntime(Runtime):
 
     def destroy(self, space: SpaceRef) -> None:
         self._terminate(space.name, None)
-        shutil.rmtree(self._folder(space.name), ignore_errors=True)
+        with self._lock:
+            gone = [key for key in self._pids if key[0] == space.name]
+            for key in gone:
+                del self._pids[key]  # reaped by _terminate; one entry a service was a leak
+        _remove_folder(self._folder(space.name))
 
     def spaces(self) -> set[SpaceName]:
         found = (
@@ -378,6 +410,24 @@ class ProcessRuntime(Runtime):
             if time.monotonic() > deadline:
                 sig = signal.SIGKILL
             time.sleep(0.05)
+
+
+def _remove_folder(folder: Path) -> None:
+    """Remove a space's folder, or say why not: a process that was still writing its last
+    lines as it died can refill a folder between rmtree's listing and its rmdir, which
+    `ignore_errors` once hid (about one delete in thirty left its folder behind)."""
+    for attempt in range(5):
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if attempt == 4:  # this space's trouble, not the runtime's: retried
+                said = e.strerror or str(e)
+                raise TemporaryError(f"cannot remove {folder} yet: {said}", delay=1) from e
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            return
 
 
 def _start_time(pid: int) -> int | None:

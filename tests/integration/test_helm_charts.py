@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from launchbay.domain.errors import Invalid
 from launchbay.domain.names import SpaceName
@@ -282,3 +283,31 @@ def test_validate_finds_a_missing_chart_and_what_helm_lint_finds_naming_the_serv
     assert f"services.gone.helm.chart: no chart at {folder / 'no-such-chart'}" in result.stderr
     assert "services.broken.helm.chart: [ERROR] Chart.yaml: version is required" in result.stderr
     assert "services.fine" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_server_charts_settings_values_are_the_servers_settings_file(helm, tmp_path):
+    # One settings tree: the chart's `settings:` values are written as the file the server
+    # reads with --config, so every key the file knows is a chart value too.
+    from launchbay.settings import Sources, load
+
+    result = helm_cli(
+        helm,
+        "template",
+        "lb",
+        str(SERVER_CHART),
+        "--set",
+        "settings.engine.workers=8",
+        "--set",
+        "settings.notifications.warn_before={2h,10m}",
+    )
+    assert result.code == 0, result.stderr
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    (settings,) = [o for o in objects if o["metadata"]["name"] == "lb-launchbay-settings"]
+    (path := tmp_path / "launchbay.yaml").write_text(settings["data"]["launchbay.yaml"])
+    tree = load(Sources(file=path, environ={}))
+    assert tree.engine.workers == 8 and tree.engine.sweep_interval == 5
+    assert tree.notifications.warn_before == ["2h", "10m"]
+    assert (tree.server.host, str(tree.server.templates)) == ("0.0.0.0", "/etc/launchbay/templates")
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["server", "--config=/etc/launchbay/settings/launchbay.yaml"]

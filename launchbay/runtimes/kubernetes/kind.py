@@ -6,8 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from launchbay.domain.errors import Invalid
 from launchbay.domain.template import Template
@@ -26,6 +29,34 @@ class KubernetesSettings:
     own_namespace: str | None = None
     base_domain: str = ""
     service_account: str | None = None
+
+
+class KubernetesSection(BaseModel):
+    """The server settings' `kubernetes:` section. Team Spaces are on when the server runs
+    in a cluster or is given a kubeconfig."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kubeconfig: str | None = None
+    context: str | None = Field(default=None, description="the kubeconfig's context")
+    namespace_prefix: str = KubernetesSettings.namespace_prefix
+    base_domain: str = Field(
+        default=KubernetesSettings.base_domain, description="endpoints become Ingress hosts"
+    )
+
+    def settings(self, environ: Mapping[str, str]) -> KubernetesSettings | None:
+        """What the runtime is made with; in a pod, the pod's own facts come from its
+        environment (`LAUNCHBAY_NAMESPACE`, `LAUNCHBAY_SERVICE_ACCOUNT`)."""
+        if not (self.kubeconfig or environ.get("KUBERNETES_SERVICE_HOST")):
+            return None
+        return KubernetesSettings(
+            kubeconfig=self.kubeconfig,
+            context=self.context,
+            namespace_prefix=self.namespace_prefix,
+            own_namespace=environ.get("LAUNCHBAY_NAMESPACE"),
+            base_domain=self.base_domain,
+            service_account=environ.get("LAUNCHBAY_SERVICE_ACCOUNT"),
+        )
 
 
 def make(context: RuntimeContext) -> Runtime | None:

@@ -1,0 +1,212 @@
+"""The server's one settings tree: a YAML file, environment variables and flags, read here
+and nowhere else.
+
+A section per concern: `server:`, `database:`, `engine:`, one per runtime (`process:`,
+`kubernetes:`, declared by the runtime's own module), `github:` and `notifications:`. Flags
+override the environment, which overrides the file, which overrides the defaults; each
+default is defined once, in the section (or the dataclass the section fills). Any key can
+come from the environment as `LAUNCHBAY_<SECTION>__<KEY>` (`LAUNCHBAY_SERVER__PORT=9000`),
+and a few have short names of their own (`LAUNCHBAY_DB`). A mistake names where the value
+came from: the file's line and key, the variable or the flag.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from launchbay.domain.durations import parse_duration
+from launchbay.domain.errors import Invalid
+from launchbay.domain.notices import NotifyConfig
+from launchbay.domain.webhooks import GitHubConfig
+from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validation_problems
+from launchbay.engine.engine import EngineSettings
+from launchbay.runtimes.kubernetes.kind import KubernetesSection
+from launchbay.runtimes.process import ProcessSection
+
+DEFAULT_PORT = 8470
+ENV_PREFIX = "LAUNCHBAY_"
+# Environment variables older than the tree, each the short name of one key.
+ENV_NAMES: Mapping[str, tuple[str, str]] = {
+    "LAUNCHBAY_DB": ("database", "url"),
+    "LAUNCHBAY_NAMESPACE_PREFIX": ("kubernetes", "namespace_prefix"),
+    "LAUNCHBAY_BASE_DOMAIN": ("kubernetes", "base_domain"),
+}
+_ENGINE = EngineSettings()
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSection(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    data_dir: Path | None = Field(default=None, description="default: the XDG data dir")
+    templates: Path = Path("templates")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Host names requests may carry besides the loopback ones (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
+    max_body: int = Field(default=1024 * 1024, ge=1024)
+    max_follows: int = Field(default=200, ge=1)
+    max_follows_per_user: int = Field(default=20, ge=1)
+    # Runtimes only admins may use; None: those whose services would run unconfined.
+    admin_only_runtimes: tuple[str, ...] | None = None
+
+
+class DatabaseSection(Section):
+    url: str | None = Field(default=None, description="default: SQLite in the data dir")
+
+
+class EngineSection(Section):
+    reconcile_interval: float = Field(default=_ENGINE.reconcile_interval, gt=0)
+    sweep_interval: float = Field(default=_ENGINE.sweep_interval, gt=0)
+    orphan_grace: float = Field(default=_ENGINE.orphan_grace, ge=0)
+    workers: int = Field(default=_ENGINE.workers, ge=1, le=256)
+    min_ttl: str = "1m"
+    copilot: bool = _ENGINE.copilot
+
+    @field_validator("min_ttl")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except Invalid as e:
+            raise ValueError(e.message) from None
+        return value
+
+    def engine(self) -> EngineSettings:
+        return EngineSettings(
+            reconcile_interval=self.reconcile_interval,
+            sweep_interval=self.sweep_interval,
+            orphan_grace=self.orphan_grace,
+            workers=self.workers,
+            copilot=self.copilot,
+            min_ttl=parse_duration(self.min_ttl),
+        )
+
+
+class SettingsTree(Section):
+    server: ServerSection = Field(default_factory=ServerSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    engine: EngineSection = Field(default_factory=EngineSection)
+    process: ProcessSection = Field(default_factory=ProcessSection)
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
+    github: GitHubConfig | None = None
+    notifications: NotifyConfig = Field(default_factory=NotifyConfig)
+
+
+@dataclass(frozen=True)
+class Given:
+    """One value from outside the file: its key's path and where it came from."""
+
+    path: tuple[str, str]
+    value: object
+    origin: str  # "--port", "LAUNCHBAY_DB"
+
+
+@dataclass
+class Sources:
+    file: Path | None = None
+    flags: list[Given] = field(default_factory=list)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def load(sources: Sources) -> SettingsTree:
+    """The effective settings; every mistake at once, each naming where it came from."""
+    data: dict[str, Any] = {}
+    source = SourceMap(file=str(sources.file or "(defaults)"))
+    if sources.file is not None:
+        data, source = _read(sources.file)
+    given = _from_environ(sources.environ) + list(sources.flags)
+    for one in given:
+        section = data.setdefault(one.path[0], {})
+        if not isinstance(section, dict):
+            raise YamlError(
+                [f"{source.file}:{source.line_of(one.path[:1])}: {one.path[0]}: must be a mapping"]
+            )
+        section[one.path[1]] = one.value
+    try:
+        return SettingsTree.model_validate(data)
+    except ValidationError as e:
+        raise YamlError(_problems(e, source, given)) from None
+
+
+def _read(path: Path) -> tuple[dict[str, Any], SourceMap]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise Invalid(f"cannot read the config file {path}: {e}") from e
+    data, source = load_yaml(text, file=str(path))
+    if not isinstance(data, dict):
+        raise YamlError([f"{path}:1: (top): must be a mapping of sections"])
+    return data, source
+
+
+def _from_environ(environ: Mapping[str, str]) -> list[Given]:
+    """`LAUNCHBAY_<SECTION>__<KEY>` for any key, and the short names of a few."""
+    given = [
+        Given(path, environ[name], name) for name, path in ENV_NAMES.items() if environ.get(name)
+    ]
+    sections = set(SettingsTree.model_fields)
+    for name, value in sorted(environ.items()):
+        section, sep, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
+        if name.startswith(ENV_PREFIX) and sep and section in sections and key:
+            given.append(Given((section, key), _scalar(value), name))
+    return given
+
+
+def _scalar(text: str) -> object:
+    """An environment value as YAML reads it (`9000`, `true`, `[a, b]`); else the text."""
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+
+
+def _problems(error: ValidationError, source: SourceMap, given: list[Given]) -> list[str]:
+    origins = {one.path: one.origin for one in given}
+    from_file = validation_problems(error, source)
+    problems = []
+    for item, in_file in zip(error.errors(), from_file, strict=True):
+        origin = origins.get(tuple(str(p) for p in item["loc"][:2]))  # type: ignore[arg-type]
+        problems.append(f"{origin}: {in_file.split(': ', 1)[1]}" if origin else in_file)
+    return problems
+
+
+# -- what --print-config shows --------------------------------------------------------------
+
+REDACTED = "***"
+
+
+def printable(tree: SettingsTree) -> str:
+    """The effective settings as a file that would make them, every secret redacted: the
+    database URL's password, and the path of every channel URL (a Slack webhook's path is
+    its secret). Secrets named by `*_env` and `*_file` are references, shown as they are."""
+    data = tree.model_dump(mode="json")
+    url = data["database"]["url"]
+    if url:
+        data["database"]["url"] = _without_password(url)
+    for channel in data["notifications"]["channels"]:
+        channel["url"] = _without_path(channel["url"])
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _without_path(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{REDACTED}" if parts.path else "", "", ""))
