@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Conflict, Invalid, LaunchbayError, Refused
+from launchbay.domain.events import EventKind
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
@@ -228,7 +229,7 @@ class Deploys:
                 s,
                 space,
                 actor=actor,
-                kind="deploy-requested",
+                kind=EventKind.DEPLOY_REQUESTED,
                 now=now,
                 message=f"{name}: {deploy.from_version} -> {to_version}"
                 + (f" ({source})" if source else ""),
@@ -262,7 +263,7 @@ class Deploys:
                     space,
                     Phase.PROVISIONING,
                     actor=SYSTEM.name,
-                    kind="provisioning",
+                    kind=EventKind.PROVISIONING,
                     message="provisioning again with the new versions",
                 )
                 reprovision = True
@@ -377,7 +378,7 @@ class Deploys:
                 s,
                 space,
                 actor=SYSTEM.name,
-                kind=f"deploy-{result}",
+                kind=EventKind.of_deploy(result),
                 now=self.engine.clock(),
                 message=f"{deploy.service} {deploy.to_version}: {result} in {took:.1f}s"
                 + (f": {detail.splitlines()[0]}" if result == FAILED else ""),

@@ -26,6 +26,7 @@ from launchbay.domain.errors import (
     LaunchbayError,
     NotFound,
 )
+from launchbay.domain.events import EventKind
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.notices import NoticeKind, text_of
@@ -247,7 +248,7 @@ class Engine:
                         s,
                         space,
                         actor=SYSTEM.name,
-                        kind=f"service-{change.status.value}",
+                        kind=EventKind.of_service(change.status),
                         now=self.clock(),
                         message=f"{change.name}: {change.detail}",
                     )
@@ -278,12 +279,12 @@ class Engine:
             space,
             phase,
             actor=SYSTEM.name,
-            kind=phase.value,
+            kind=EventKind.of_phase(phase),
             message=", ".join(f"{x.name} {x.status}" for x in space.services),
         )
 
     def set_phase(
-        self, s: Session, space: Space, phase: Phase, *, actor: str, kind: str, message: str
+        self, s: Session, space: Space, phase: Phase, *, actor: str, kind: EventKind, message: str
     ) -> None:
         current = space.phase
         if current is phase:
@@ -295,17 +296,7 @@ class Engine:
         if phase in (Phase.READY, Phase.PROVISIONING):
             space.reason = ""
         q.add_event(s, space, actor=actor, kind=kind, message=message, now=now, phase=phase)
-        self._notice(s, space, phase, now)
-
-    def _notice(self, s: Session, space: Space, phase: Phase, now: datetime) -> None:
-        """Owe the channels a notice of a space that became ready or failed (once per
-        generation: a service that recovers is no news) or was deleted."""
-        kind = NOTICES.get(phase)
-        if kind is None:
-            return
-        key = "deleted" if kind is NoticeKind.DELETED else f"{kind}:{space.generation}"
-        text = text_of(kind, reason=space.reason)
-        store_notices.add_notice(s, space, kind, key=key, text=text, now=now)
+        _owe_notice(s, space, phase, now)
 
     def settle_generation(self, s: Session, space: Space, generation: int, *, ok: bool) -> None:
         """A provision applied everything up to `generation`; deploys waiting on it end with it."""
@@ -316,16 +307,13 @@ class Engine:
                 deploy.detail = "applied by provisioning" if ok else space.reason
                 deploy.finished_at = self.clock()
 
-    def record(self, snapshot: Snapshot, *, kind: str, message: str) -> None:
+    def record(self, snapshot: Snapshot, *, kind: EventKind, message: str) -> None:
         self._record_by_id(snapshot.id, kind, message)
 
-    def _record_by_id(self, space_id: int, kind: str, message: str) -> None:
+    def _record_by_id(self, space_id: int, kind: EventKind, message: str) -> None:
         with self.store.write() as s:
             space = q.space_for_update(s, space_id)
             q.add_event(s, space, actor=SYSTEM.name, kind=kind, message=message, now=self.clock())
-
-    def machine_local(self, runtime: str) -> bool:
-        return self.board.runtimes[runtime].machine_local
 
     def live_for_update(self, s: Session, name: str) -> Space:
         space = q.live_space(s, name)
@@ -408,3 +396,14 @@ class Engine:
                 except Exception:  # the pass boundary: log and go on at the next tick
                     log.exception("%s pass failed; trying again in %ss", loop.name, loop.interval)
             self._stopping.wait(loop.interval)
+
+
+def _owe_notice(s: Session, space: Space, phase: Phase, now: datetime) -> None:
+    """Owe the channels a notice of a space that became ready or failed (once per
+    generation: a service that recovers is no news) or was deleted."""
+    kind = NOTICES.get(phase)
+    if kind is None:
+        return
+    key = "deleted" if kind is NoticeKind.DELETED else f"{kind}:{space.generation}"
+    text = text_of(kind, reason=space.reason)
+    store_notices.add_notice(s, space, kind, key=key, text=text, now=now)

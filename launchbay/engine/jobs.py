@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from launchbay.domain.errors import Conflict, LaunchbayError, TemporaryError
+from launchbay.domain.events import EventKind
 from launchbay.domain.jobs import MAX_ATTEMPTS, JobKind, JobState, backoff
 from launchbay.domain.phases import Phase
 from launchbay.engine.metrics import EngineMetrics
@@ -52,7 +53,7 @@ class Claimed:
 
 Handler = Callable[[Claimed], None]
 # Records a line in the space's timeline: (space id, event kind, message).
-Recorder = Callable[[int, str, str], None]
+Recorder = Callable[[int, EventKind, str], None]
 
 
 def wall_clock() -> datetime:
@@ -287,7 +288,7 @@ class Workers:
         with self.store.write() as s:
             store_jobs.retry(s, claimed.id, owner=self.owner, after=after, reason=error.message)
             self.wake_after_commit(s)
-        self._safely_record(claimed, "retry", message)
+        self._safely_record(claimed, EventKind.RETRY, message)
 
     def _end(
         self, claimed: Claimed, state: JobState, reason: str, *, give_up: bool = False
@@ -315,9 +316,9 @@ class Workers:
             )
             return
         if state is JobState.FAILED:
-            self._safely_record(claimed, "job-failed", f"{claimed.kind} failed: {reason}")
+            self._safely_record(claimed, EventKind.JOB_FAILED, f"{claimed.kind} failed: {reason}")
 
-    def _safely_record(self, claimed: Claimed, kind: str, message: str) -> None:
+    def _safely_record(self, claimed: Claimed, kind: EventKind, message: str) -> None:
         try:
             self._record(claimed.space_id, kind, message)
         except LaunchbayError as e:

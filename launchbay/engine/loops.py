@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from launchbay.domain.auth import SYSTEM
 from launchbay.domain.errors import LaunchbayError, TemporaryError
+from launchbay.domain.events import EventKind
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.phases import Phase
@@ -157,7 +158,7 @@ def _record_warnings(engine: Engine, snapshot: Snapshot) -> None:
                     s,
                     space,
                     actor=snapshot.runtime,
-                    kind="warning",
+                    kind=EventKind.WARNING,
                     message=warning.message,
                     now=warning.at,
                     external_id=warning.id,
@@ -296,7 +297,7 @@ def _mark_expired(engine: Engine, space_id: int) -> None:
             s,
             space,
             actor=SYSTEM.name,
-            kind="expired",
+            kind=EventKind.EXPIRED,
             now=engine.clock(),
             message="TTL expired; copilot mode: would delete, left running",
         )

@@ -18,6 +18,7 @@ from datetime import timedelta
 from launchbay.domain.auth import SYSTEM
 from launchbay.domain.durations import format_duration
 from launchbay.domain.errors import Conflict, LaunchbayError, TemporaryError
+from launchbay.domain.events import EventKind
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.logs import excerpt
 from launchbay.domain.names import ServiceName
@@ -85,7 +86,7 @@ class Provisioning:
                 space,
                 Phase.PROVISIONING,
                 actor=actor,
-                kind="provisioning",
+                kind=EventKind.PROVISIONING,
                 message="starting services in dependency order",
             )
             snapshot = Snapshot.of(space)
@@ -96,7 +97,9 @@ class Provisioning:
             runtime = self.engine.runtime(snapshot.runtime)
             if fresh:
                 runtime.destroy(snapshot.ref)
-                self.engine.record(snapshot, kind="recreating", message="removed what it ran")
+                self.engine.record(
+                    snapshot, kind=EventKind.RECREATING, message="removed what it ran"
+                )
             services = self.engine.resolve(snapshot, template, runtime)
             self.engine.record_endpoints(snapshot, services, runtime)
             if runtime.starts_together(template):
@@ -319,7 +322,7 @@ class Provisioning:
                 space,
                 phase,
                 actor=SYSTEM.name,
-                kind=phase.value,
+                kind=EventKind.of_phase(phase),
                 message="all services are healthy"
                 if phase is Phase.READY
                 else "some services are not healthy",
@@ -351,7 +354,7 @@ class Provisioning:
                     state.status = ServiceStatus.STOPPED
             space.reason = reason
             self.engine.set_phase(
-                s, space, Phase.FAILED, actor=SYSTEM.name, kind="failed", message=reason
+                s, space, Phase.FAILED, actor=SYSTEM.name, kind=EventKind.FAILED, message=reason
             )
             self.engine.settle_generation(s, space, snapshot.generation, ok=False)
 
@@ -375,7 +378,7 @@ class Provisioning:
                 space,
                 Phase.DELETED,
                 actor=SYSTEM.name,
-                kind="deleted",
+                kind=EventKind.DELETED,
                 message="everything of the space was removed",
             )
         self.engine.jobs.forget(space_id)
@@ -400,7 +403,7 @@ class Provisioning:
                 space,
                 Phase.SLEEPING,
                 actor=actor,
-                kind="sleeping",
+                kind=EventKind.SLEEPING,
                 message="services stopped, state kept",
             )
 
@@ -418,7 +421,7 @@ class Provisioning:
                 s,
                 space,
                 actor=SYSTEM.name,
-                kind="restart",
+                kind=EventKind.RESTART,
                 now=self.engine.clock(),
                 message=f"service {service_name} stopped ({reason}); restart {state.restarts} "
                 f"of {self.engine.settings.max_restarts}",
@@ -437,7 +440,7 @@ class Provisioning:
         except Cancelled:
             return
         except LaunchbayError as e:
-            self.engine.record(snapshot, kind="restart-failed", message=e.message)
+            self.engine.record(snapshot, kind=EventKind.RESTART_FAILED, message=e.message)
             self.engine.set_service(
                 snapshot,
                 ServiceName(service_name),

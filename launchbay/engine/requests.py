@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from launchbay.domain.auth import Actor, require_owner_or_admin
 from launchbay.domain.durations import format_duration, instant, parse_duration
 from launchbay.domain.errors import Conflict, Forbidden, Invalid, Refused
+from launchbay.domain.events import EventKind
 from launchbay.domain.jobs import JobKind
 from launchbay.domain.names import parse_space_name
 from launchbay.domain.phases import Phase, ServiceStatus
@@ -91,7 +92,7 @@ class Requests:
                     created_at=now,
                     updated_at=now,
                     expires_at=now + ttl,
-                    node=engine.settings.node if engine.machine_local(on) else None,
+                    node=engine.settings.node if engine.board.runtimes[on].machine_local else None,
                     origin=request.origin,
                 ),
             )
@@ -114,7 +115,7 @@ class Requests:
                 s,
                 space,
                 actor=actor.name,
-                kind="created",
+                kind=EventKind.CREATED,
                 now=now,
                 phase=Phase.PENDING,
                 message=f"created from template {template.name} on {on}, "
@@ -143,7 +144,7 @@ class Requests:
                 space,
                 Phase.DELETING,
                 actor=actor.name,
-                kind="delete-requested",
+                kind=EventKind.DELETE_REQUESTED,
                 message=why,
             )
             space.reason = why  # what an ended space is listed with
@@ -182,7 +183,7 @@ class Requests:
             s,
             space,
             actor=actor.name,
-            kind="extended",
+            kind=EventKind.EXTENDED,
             now=now,
             message=f"TTL extended by {format_duration(by)}"
             + (f" through {via}" if via else "")
@@ -219,7 +220,7 @@ class Requests:
                 space,
                 Phase.PROVISIONING,
                 actor=actor.name,
-                kind=f"{action}-requested",
+                kind=EventKind.requested(action),
                 message=f"{action} requested by {actor.name}",
             )
             args = {"actor": actor.name} | ({"fresh": "1"} if fresh else {})
@@ -256,7 +257,7 @@ class Requests:
                 space,
                 Phase.PROVISIONING,
                 actor=actor.name,
-                kind="wake-requested",
+                kind=EventKind.WAKE_REQUESTED,
                 message=f"wake requested by {actor.name}",
             )
             self.engine.enqueue(s, space, JobKind.PROVISION, actor=actor.name)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from launchbay.domain.errors import Conflict, NotFound
+from launchbay.domain.events import EventKind
 from launchbay.domain.phases import Phase
 from launchbay.store.models import (
     Deploy,
@@ -180,7 +181,7 @@ def add_event(
     space: Space,
     *,
     actor: str,
-    kind: str,
+    kind: EventKind,
     message: str,
     now: datetime,
     phase: Phase | None = None,
