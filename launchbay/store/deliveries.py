@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, Table, and_, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient_to_detached
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from launchbay.domain.webhooks import DeliveryStatus, PrState
 from launchbay.store.models import Delivery, PullRequest
@@ -35,14 +38,10 @@ def pull_request(session: Session, repository: str, number: int) -> PullRequest 
 
 
 def add(session: Session, row: Delivery) -> bool:
-    """Record a new delivery; False if a concurrent copy of its id was recorded first."""
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """Record a new delivery; False if a concurrent copy of its id was recorded first.
+    One INSERT that does nothing on a clash (no savepoint, no flush: this is on the path
+    GitHub waits on); `row` is then the session's, and what is set on it is an UPDATE."""
+    return _insert_new(session, row, key="id") is not None
 
 
 def add_pull_request(session: Session, repository: str, number: int) -> PullRequest:
@@ -58,15 +57,46 @@ def add_pull_request(session: Session, repository: str, number: int) -> PullRequ
         space="",
         generation=0,
         applied=0,
+        attempts=0,
+        reason="",
+        reported="",
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
+    if _insert_new(session, row, key="repository", also=("number",)) is None:
         found = pull_request(session, repository, number)
         assert found is not None  # it exists: the insert clashed with it
         return found
+    return row
+
+
+def _insert_new(
+    session: Session, row: Delivery | PullRequest, *, key: str, also: tuple[str, ...] = ()
+) -> Delivery | PullRequest | None:
+    """INSERT the row unless its key exists (the row is then the session's, persistent);
+    None if it existed. On PostgreSQL a concurrent insert of the same key waits for the
+    first transaction, then does nothing, as the unique index says."""
+    table = cast(Table, type(row).__table__)
+    values = {}
+    for column in table.columns:
+        value = getattr(row, column.key)
+        if value is None and isinstance(column.default, ScalarElementColumnDefault):
+            value = column.default.arg  # what the ORM's flush would have filled in
+        if value is not None:  # left out: NULL, or the database's own default
+            values[column.name] = value
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[key, *also])
+        .returning(*table.primary_key.columns)
+    )
+    made = session.execute(statement).first()
+    if made is None:
+        return None
+    for column, value in zip(table.primary_key.columns, made, strict=True):
+        setattr(row, column.key, value)
+    make_transient_to_detached(row)
+    session.add(row)
     return row
 
 
