@@ -847,7 +847,7 @@ def test_emulated_a_namespace_made_before_installations_is_adopted_once_by_its_s
         assert ours.spaces() == {SpaceName("old")} and theirs.spaces() == set()
         theirs.adopt({SpaceName("old")})  # labelled now: another installation's
         assert theirs.spaces() == set()
-        assert theirs._namespace("old") == f"{prefix}bbbbbb-old"
+        assert theirs.namespaces.name("old") == f"{prefix}bbbbbb-old"
         ours.destroy_orphan(SpaceName("old"))
         wait_until(
             lambda: not any(n.metadata.name == f"{prefix}old" for n in core.list_namespace().items),

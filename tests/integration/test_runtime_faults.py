@@ -49,7 +49,7 @@ def api_error(status: int) -> APIError:
 )
 def test_compose_runtime_translates_the_docker_engines_answers(tmp_path, error, expected, said):
     runtime = ComposeRuntime(tmp_path / "runtime")
-    runtime._client = DockerAnswering(error)
+    runtime.docker._client = DockerAnswering(error)
     with pytest.raises(expected, match=said) as raised:
         runtime.stop(SpaceRef(name=SpaceName("s"), owner="ann", template="t"), "web")
     # Only unavailable is temporary (retried); a refusal says what was refused.

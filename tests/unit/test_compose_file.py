@@ -174,7 +174,7 @@ def test_compose_sections_keep_compose_escapes_and_other_sections_do_not(tmp_pat
 
 
 def test_a_failure_reason_is_the_line_that_says_what_went_wrong_not_the_last_ones():
-    from launchbay.runtimes.compose import _telling_lines
+    from launchbay.runtimes.compose.commands import telling_lines
 
     said = textwrap.dedent("""\
         time="2026-12-01T10:00:00Z" level=warning msg="Docker Compose is configured to build using Bake, but buildx isn't installed"
@@ -182,7 +182,7 @@ def test_a_failure_reason_is_the_line_that_says_what_went_wrong_not_the_last_one
          Container lb-s-db-1  Creating
          Container lb-s-db-1  Created
         """)
-    assert _telling_lines(said) == (
+    assert telling_lines(said) == (
         "invalid interpolation format for services.init.command.[]: \"sh -c 'echo ${X'\""
     )
 

@@ -12,13 +12,70 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from launchbay.runtimes.base import RuntimeUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class Watches:
+    """One WatchCache per kind, started at its first use, for every namespace whose name
+    starts with the runtime's prefix (and for events, only warnings)."""
+
+    def __init__(
+        self, api: client.ApiClient, *, core: client.CoreV1Api, apps: client.AppsV1Api, prefix: str
+    ) -> None:
+        self.api = api
+        self.core = core
+        self.apps = apps
+        self.prefix = prefix
+        self._caches: dict[str, WatchCache] = {}
+
+    def get(self, kind: str) -> WatchCache:
+        """The cache of `kind` (deployments, statefulsets, daemonsets, jobs, replicasets,
+        pods or events), once it has listed everything."""
+        if kind not in self._caches:
+            self._caches[kind] = self._start(kind)
+        cache = self._caches[kind]
+        if not cache.wait_synced(timeout=10):
+            raise RuntimeUnavailable(f"the {kind} watch has not synced with the API server")
+        return cache
+
+    def put(self, kind: str, obj: Any) -> None:
+        """An object just changed, into its kind's cache if that is watched."""
+        cache = self._caches.get(kind)
+        if cache is not None:
+            cache.put(obj)
+
+    def stop(self) -> None:
+        for cache in list(self._caches.values()):
+            cache.stop()
+
+    def _start(self, kind: str) -> WatchCache:
+        prefix = self.prefix
+
+        def ours(obj: Any) -> bool:
+            return bool(obj.metadata.namespace and obj.metadata.namespace.startswith(prefix))
+
+        if kind == "events":
+            return WatchCache(
+                "events",
+                self.core.list_event_for_all_namespaces,
+                selector="",
+                keep=lambda e: ours(e) and e.type == "Warning",
+            )
+        list_all = {
+            "deployments": self.apps.list_deployment_for_all_namespaces,
+            "statefulsets": self.apps.list_stateful_set_for_all_namespaces,
+            "daemonsets": self.apps.list_daemon_set_for_all_namespaces,
+            "jobs": client.BatchV1Api(self.api).list_job_for_all_namespaces,
+            "replicasets": self.apps.list_replica_set_for_all_namespaces,
+            "pods": self.core.list_pod_for_all_namespaces,
+        }[kind]
+        return WatchCache(kind, list_all, selector="", keep=ours)
 
 
 class WatchCache:

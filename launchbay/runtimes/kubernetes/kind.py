@@ -66,7 +66,8 @@ def make(context: RuntimeContext) -> Runtime | None:
     try:
         from launchbay.runtimes.kubernetes.client import LimitedApiClient, load_configuration
         from launchbay.runtimes.kubernetes.helm import Helm
-        from launchbay.runtimes.kubernetes.runtime import ClusterSettings, KubernetesRuntime
+        from launchbay.runtimes.kubernetes.runtime import KubernetesRuntime
+        from launchbay.runtimes.kubernetes.settings import ClusterSettings
     except ImportError as e:
         log.warning("the kubernetes runtime cannot load: %s", e)
         return Unloadable(
