@@ -9,18 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
+from launchbay.cli.common import api_client, spec_body, to_seconds
 from launchbay.cli.errors import RUNTIME_HELP, CliError, ExitStatus
 
 ci_app = typer.Typer(no_args_is_help=True, help="For CI/CD pipelines: a space per pull request.")
-
-
-def register(app: typer.Typer, client: Any, pairs: Any, seconds: Any) -> None:
-    """Add `bay ci` to the main app; the helpers come from there (one client, one parser)."""
-    _helpers.update(client=client, pairs=pairs, seconds=seconds)
-    app.add_typer(ci_app, name="ci")
-
-
-_helpers: dict[str, Any] = {}
 
 
 @ci_app.command("up")
@@ -41,17 +33,10 @@ def up(
     endpoints. Exits non-zero with the failing service's reason and log tail."""
     from launchbay.cli.output import wait_for
 
-    seconds = _helpers["seconds"](timeout)
-    client = _helpers["client"]()
-    body = {
-        "template": template,
-        "runtime": runtime,
-        "ttl": ttl,
-        "source": pipeline_source(),
-        "params": _helpers["pairs"](param or [], "--param"),
-        "set": _helpers["pairs"](set_ or [], "--set"),
-    }
-    space = client.put(f"/api/v1/spaces/{name}", body)
+    seconds = to_seconds(timeout)
+    client = api_client()
+    spec = spec_body(template=template, runtime=runtime, ttl=ttl, params=param, sets=set_)
+    space = client.put(f"/api/v1/spaces/{name}", {**spec, "source": pipeline_source()})
     space = wait_for(
         client,
         name,
@@ -79,8 +64,8 @@ def down(
     """Delete the space and wait until it is gone. A space that does not exist is fine."""
     from launchbay.cli.output import wait_for
 
-    seconds = _helpers["seconds"](timeout)
-    client = _helpers["client"]()
+    seconds = to_seconds(timeout)
+    client = api_client()
     try:
         client.delete(f"/api/v1/spaces/{name}")
     except CliError as e:
