@@ -414,18 +414,19 @@ class Provisioning:
             if space.phase not in (Phase.READY, Phase.DEGRADED):
                 return
             state = q.service_state(space, service_name)
-            state.restarts += 1
-            state.status = ServiceStatus.STARTING
-            state.detail = f"restarting: {reason}"
-            q.add_event(
-                s,
-                space,
-                actor=SYSTEM.name,
-                kind=EventKind.RESTART,
-                now=self.engine.clock(),
-                message=f"service {service_name} stopped ({reason}); restart {state.restarts} "
-                f"of {self.engine.settings.max_restarts}",
-            )
+            if state.status is not ServiceStatus.STARTING:  # a retried restart is the same one
+                state.restarts += 1
+                state.status = ServiceStatus.STARTING
+                state.detail = f"restarting: {reason}"
+                q.add_event(
+                    s,
+                    space,
+                    actor=SYSTEM.name,
+                    kind=EventKind.RESTART,
+                    now=self.engine.clock(),
+                    message=f"service {service_name} stopped ({reason}); restart "
+                    f"{state.restarts} of {self.engine.settings.max_restarts}",
+                )
             snapshot = Snapshot.of(space)
         self.engine.settle_phase(space_id)  # degraded while the service is down
         try:
@@ -439,6 +440,8 @@ class Provisioning:
             )
         except Cancelled:
             return
+        except (TemporaryError, Conflict):
+            raise  # the runtime is out for now, not the service: the job is retried
         except LaunchbayError as e:
             self.engine.record(snapshot, kind=EventKind.RESTART_FAILED, message=e.message)
             self.engine.set_service(

@@ -158,6 +158,27 @@ def test_a_service_that_dies_is_restarted_until_it_runs_out_of_restarts_and_says
     assert "restart" in Queries(engine).space("flaky").reason  # why: out of restarts
 
 
+def test_a_restart_that_meets_a_runtime_outage_is_retried_not_counted_as_the_services_failure(
+    engine, fake
+):
+    # The restart job took any error for the service's: an outage of the runtime marked
+    # the service failed for good.
+    create(engine, "outage")
+    settle(engine, "outage", {"ready"})
+    fake.faults["start"] = [RuntimeUnavailable("the backend does not answer", delay=0)]
+    fake.kill("outage", "web")
+    wait_until(
+        lambda: reconcile_once(engine) or "retry" in kinds(engine, "outage"),
+        timeout=10,
+        interval=0.05,
+        what="the restart retried",
+    )
+    settle(engine, "outage", {"ready"})
+    web = Queries(engine).space("outage").services[1]
+    assert (web.status, web.restarts) == ("ready", 1)
+    assert "restart-failed" not in kinds(engine, "outage")
+
+
 def test_the_reaper_deletes_a_space_past_its_ttl(engine, fake):
     create(engine, "short")
     settle(engine, "short", {"ready"})

@@ -56,6 +56,58 @@ def test_compose_runtime_translates_the_docker_engines_answers(tmp_path, error, 
     assert isinstance(raised.value, TemporaryError) is (expected is RuntimeUnavailable)
 
 
+class FailingContainer:
+    """One service's container, whose own calls get the Engine's error answer."""
+
+    status = "running"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.labels = {"dev.launchbay.service": "web", "dev.launchbay.space": "s"}
+        self.attrs = {"Labels": self.labels}
+
+    def stop(self, **_: object) -> None:
+        raise self.error
+
+    def logs(self, **_: object) -> None:
+        raise self.error
+
+
+class DockerWithOneContainer(DockerAnswering):
+    def __init__(self, container: FailingContainer) -> None:
+        super().__init__(DockerException("unused"))
+        self.container = container
+
+    def list(self, **_: object) -> list[object]:
+        return [self.container]
+
+
+@pytest.mark.parametrize("call", ["stop", "sleep", "logs"])
+def test_one_containers_error_is_its_services_never_the_whole_runtimes(tmp_path, call):
+    # Calls on a container (stop, logs) were not translated at all: the guard took one
+    # container's 500 for the whole compose runtime being unavailable.
+    runtime = ComposeRuntime(tmp_path / "runtime")
+    runtime.docker._client = DockerWithOneContainer(FailingContainer(api_error(500)))
+    ref = SpaceRef(name=SpaceName("s"), owner="ann", template="t")
+    with pytest.raises(ServiceFailed, match="service 'web': Docker could not") as raised:
+        if call == "logs":
+            list(runtime.logs(ref, "web", tail=10, follow=False))
+        elif call == "sleep":
+            runtime.sleep(ref, ["web"])
+        else:
+            runtime.stop(ref, "web")
+    assert not isinstance(raised.value, TemporaryError)
+
+
+def test_a_container_call_that_gets_no_answer_is_the_runtime_unavailable(tmp_path):
+    runtime = ComposeRuntime(tmp_path / "runtime")
+    runtime.docker._client = DockerWithOneContainer(
+        FailingContainer(DockerException("connection refused"))
+    )
+    with pytest.raises(RuntimeUnavailable, match="Docker did not answer"):
+        runtime.stop(SpaceRef(name=SpaceName("s"), owner="ann", template="t"), "web")
+
+
 # -- the process runtime: its backend is the operating system -------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from launchbay.domain.errors import Conflict, LaunchbayError, NotFound, Refused
 from launchbay.domain.names import SpaceName
 from launchbay.domain.spec import ResolvedService
-from launchbay.runtimes.base import RuntimeUnavailable
+from launchbay.runtimes.base import RuntimeUnavailable, ServiceFailed
 from launchbay.runtimes.compose.labels import LABEL_SERVICE, LABEL_SPACE, Owner
 
 KINDS = ("containers", "networks", "volumes", "images")
@@ -66,6 +66,25 @@ class Docker:
             return Conflict(f"Docker could not {what}, it changed meanwhile: {said}")
         self._client = None
         return RuntimeUnavailable(f"Docker did not answer: {said}")
+
+    @contextlib.contextmanager
+    def answering(self, what: str, *, service: str) -> Iterator[None]:
+        """Around a call on one service's container (stop it, read its log, run its health
+        command): the Engine's answer about that container is the service's trouble
+        (`ServiceFailed`), never the runtime's; only no answer at all is unavailable."""
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
+        try:
+            yield
+        except DockerException as e:
+            error = self.translated(e, what)
+            if isinstance(error, RuntimeUnavailable) and _docker_status(e):
+                error = ServiceFailed(service, f"Docker could not {what}: {_first_line(e)}")
+            raise error from e
+        except (RequestException, OSError) as e:  # a stream cut off: Docker went away
+            self._client = None
+            raise RuntimeUnavailable(f"Docker did not answer: {_first_line(e)}") from e
 
     def labelled(self, kind: str, space: str | None, *, sparse: bool = False) -> list[Any]:
         """This installation's objects of one kind, of one space or of all."""

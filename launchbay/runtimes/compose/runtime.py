@@ -161,12 +161,15 @@ class ComposeRuntime(Runtime):
     def stop(self, space: SpaceRef, service: ServiceName) -> None:
         container = self.docker.container(space.name, service)
         if container is not None and container.status == "running":
-            container.stop(timeout=self.stop_timeout)
+            with self.docker.answering("stop its container", service=service):
+                container.stop(timeout=self.stop_timeout)
 
     def sleep(self, space: SpaceRef, services: Sequence[ServiceName]) -> None:
         for container in self.docker.labelled("containers", space.name):
             if container.status == "running":
-                container.stop(timeout=self.stop_timeout)
+                service = container.labels.get(LABEL_SERVICE, "?")
+                with self.docker.answering("stop its container", service=service):
+                    container.stop(timeout=self.stop_timeout)
 
     def destroy(self, space: SpaceRef) -> None:
         """Remove the space's containers, network and volumes (found by label), and nothing else."""
@@ -194,10 +197,11 @@ class ComposeRuntime(Runtime):
         container = self.docker.container(space.name, service)
         if container is None:
             return
-        stream = container.logs(stream=True, follow=follow, tail=tail)
+        with self.docker.answering("read its log", service=service):
+            stream = container.logs(stream=True, follow=follow, tail=tail)
         pending = b""
         try:
-            with closed_on(stop, stream):
+            with closed_on(stop, stream), self.docker.answering("read its log", service=service):
                 for chunk in stream:
                     pending += chunk
                     *lines, pending = pending.split(b"\n")

@@ -16,7 +16,7 @@ from launchbay.domain.names import ServiceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import ResolvedService
 from launchbay.runtimes import probes
-from launchbay.runtimes.base import Progress, SpaceRef
+from launchbay.runtimes.base import Progress, ServiceFailed, SpaceRef
 from launchbay.runtimes.compose.client import Docker
 from launchbay.runtimes.compose.labels import LABEL_SERVICE
 from launchbay.runtimes.compose.ports import Ports
@@ -62,7 +62,11 @@ class Status:
                 )
             return Observed(running=True, healthy=None, detail=f"running{suffix}")
         if health.command is not None:
-            code, output = container.exec_run(health.command)
+            try:
+                with self.docker.answering("run its health command", service=service.name):
+                    code, output = container.exec_run(health.command)
+            except ServiceFailed as e:  # one container's trouble: it is not healthy, now
+                return Observed(running=True, healthy=False, detail=str(e).split(": ", 1)[1])
             last = output.decode(errors="replace").strip().splitlines()[-1:] if output else []
             return Observed(
                 running=True,

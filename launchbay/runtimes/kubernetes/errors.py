@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from launchbay.domain.errors import Conflict, LaunchbayError, NotFound, Refused
 from launchbay.runtimes.base import RuntimeUnavailable
@@ -39,13 +40,24 @@ def translated(error: ApiException, *, verb: str, resource: str) -> LaunchbayErr
     return RuntimeUnavailable(f"the Kubernetes API did not {what}: {said}", delay=delay)
 
 
+@contextlib.contextmanager
+def answering(*, verb: str, resource: str) -> Iterator[None]:
+    """Around every call to the API (and every read of a stream it gave): its answer
+    translated once (`translated`); a connection that breaks is the API unavailable. The
+    one boundary of this runtime, as kopf's `check_response` is of its API layer."""
+    try:
+        yield
+    except ApiException as e:
+        raise translated(e, verb=verb, resource=resource) from e
+    except (HTTPError, OSError) as e:
+        said = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeUnavailable(f"the Kubernetes API did not {verb} {resource}: {said}") from e
+
+
 def create(call: Callable[[], Any], *, verb: str, resource: str) -> None:
     """`call()`, an API create: one already there is no error (creating is idempotent)."""
-    try:
-        call()
-    except ApiException as e:
-        if e.status != 409:  # already there: creating is idempotent
-            raise translated(e, verb=verb, resource=resource) from e
+    with contextlib.suppress(Conflict), answering(verb=verb, resource=resource):
+        call()  # already there (409) is no error: creating is idempotent
 
 
 def _message(error: ApiException) -> str:

@@ -5,17 +5,17 @@ mistake. Never default, kube-* or the server's own namespace, nor another server
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from launchbay.domain.errors import PermanentError
+from launchbay.domain.errors import NotFound, PermanentError
 from launchbay.domain.names import SpaceName
 from launchbay.runtimes.base import RuntimeUnavailable, SpaceRef
-from launchbay.runtimes.kubernetes.errors import create, translated
+from launchbay.runtimes.kubernetes.errors import answering, create
 from launchbay.runtimes.kubernetes.naming import (
     ANNOTATION_EXPIRES,
     JANITOR_EXPIRES,
@@ -76,10 +76,8 @@ class Namespaces:
                 continue
             if LABEL_INSTALLATION not in labels:
                 patch = {"metadata": {"labels": {LABEL_INSTALLATION: self.settings.installation}}}
-                try:
+                with answering(verb="patch", resource="namespaces"):
                     self.core.patch_namespace(old, patch)
-                except ApiException as e:
-                    raise translated(e, verb="patch", resource="namespaces") from e
             self._legacy.add(space)
 
     def ensure(self, space: SpaceRef) -> NamespaceName:
@@ -119,11 +117,10 @@ class Namespaces:
     def read(self, namespace: str) -> Any:
         """The namespace, or None if there is none."""
         try:
-            return self.core.read_namespace(namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise translated(e, verb="get", resource="namespaces") from e
+            with answering(verb="get", resource="namespaces"):
+                return self.core.read_namespace(namespace)
+        except NotFound:
+            return None
 
     def refuse_unless_ours(self, found: Any, space: str) -> None:
         labels = found.metadata.labels or {}
@@ -145,13 +142,10 @@ class Namespaces:
         preconditions = (
             client.V1Preconditions(uid=found.metadata.uid) if found.metadata.uid else None
         )
-        try:
+        with contextlib.suppress(NotFound), answering(verb="delete", resource="namespaces"):
             self.core.delete_namespace(
                 namespace, body=client.V1DeleteOptions(preconditions=preconditions)
             )
-        except ApiException as e:
-            if e.status != 404:
-                raise translated(e, verb="delete", resource="namespaces") from e
         self._wait_gone(namespace)
 
     def _wait_gone(self, namespace: str) -> None:
@@ -169,10 +163,8 @@ class Namespaces:
             time.sleep(0.5)
 
     def _labelled(self) -> list[Any]:
-        try:
+        with answering(verb="list", resource="namespaces"):
             listed = self.core.list_namespace(label_selector=f"{MANAGED_BY}={LAUNCHBAY}")
-        except ApiException as e:
-            raise translated(e, verb="list", resource="namespaces") from e
         return list(listed.items)
 
     def _mine(self, labels: Mapping[str, str], name: str) -> bool:

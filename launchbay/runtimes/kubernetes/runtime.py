@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from launchbay.domain.errors import NotFound
 from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
@@ -34,7 +34,7 @@ from launchbay.runtimes.base import (
 )
 from launchbay.runtimes.kubernetes.cache import Watches
 from launchbay.runtimes.kubernetes.client import LimitedApiClient
-from launchbay.runtimes.kubernetes.errors import translated
+from launchbay.runtimes.kubernetes.errors import answering
 from launchbay.runtimes.kubernetes.namespaces import Namespaces
 from launchbay.runtimes.kubernetes.naming import release_for, service_address
 from launchbay.runtimes.kubernetes.policy import Policy
@@ -71,10 +71,8 @@ class KubernetesRuntime(Runtime):
     # -- the interface -------------------------------------------------------------------
 
     def check(self) -> str:
-        try:
+        with answering(verb="list", resource="namespaces"):
             self.core.list_namespace(limit=1)
-        except ApiException as e:
-            raise translated(e, verb="list", resource="namespaces") from e
         return f"Kubernetes API at {self.api.configuration.host} answers"
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
@@ -200,7 +198,7 @@ class KubernetesRuntime(Runtime):
         objects = self.releases.objects(namespace, release_for(service))
         pods = self.workloads.pods_of(namespace, self.workloads.of(namespace, objects))
         for pod in pods[:1]:
-            try:
+            with answering(verb="get", resource="pods/log"):
                 stream: Any = self.core.read_namespaced_pod_log(
                     pod.metadata.name,
                     namespace,
@@ -208,9 +206,7 @@ class KubernetesRuntime(Runtime):
                     follow=follow,
                     _preload_content=False,
                 )
-            except ApiException as e:
-                raise translated(e, verb="get", resource="pods/log") from e
-            with closed_on(stop, stream):
+            with closed_on(stop, stream), answering(verb="read", resource="pods/log"):
                 for line in stream.stream():  # urllib3 response, as _preload_content=False gives
                     yield line.decode(errors="replace")
 
@@ -224,11 +220,10 @@ class KubernetesRuntime(Runtime):
             if ref.kind != "Ingress":
                 continue
             try:
-                ingress = self.net.read_namespaced_ingress(ref.name, namespace)
-            except ApiException as e:
-                if e.status == 404:
-                    continue
-                raise translated(e, verb="get", resource="ingresses") from e
+                with answering(verb="get", resource="ingresses"):
+                    ingress = self.net.read_namespaced_ingress(ref.name, namespace)
+            except NotFound:
+                continue
             spec = ingress.spec
             if spec is None:
                 continue

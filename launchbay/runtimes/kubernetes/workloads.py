@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from launchbay.runtimes.kubernetes.cache import Watches
-from launchbay.runtimes.kubernetes.errors import translated
+from launchbay.runtimes.kubernetes.errors import answering
 from launchbay.runtimes.kubernetes.release import ObjectRef
 from launchbay.runtimes.kubernetes.releases import Releases
 
@@ -69,10 +68,8 @@ class Workloads:
         names = [r.name for r in objects if r.kind == "PersistentVolumeClaim"]
         if not names:
             return []
-        try:
+        with answering(verb="list", resource="persistentvolumeclaims"):
             claims: list[Any] = self.core.list_namespaced_persistent_volume_claim(namespace).items
-        except ApiException as e:
-            raise translated(e, verb="list", resource="persistentvolumeclaims") from e
         bound = {c.metadata.name for c in claims if c.status and c.status.phase == "Bound"}
         return [n for n in names if n not in bound]
 
@@ -112,20 +109,16 @@ class Workloads:
         )
 
     def _scalable(self, namespace: str) -> list[tuple[str, Any]]:
-        try:
+        with answering(verb="list", resource="statefulsets"):
             sets: list[Any] = self.apps.list_namespaced_stateful_set(namespace).items
-        except ApiException as e:
-            raise translated(e, verb="list", resource="statefulsets") from e
         return [("deployments", d) for d in self._list_deployments(namespace)] + [
             ("statefulsets", x) for x in sets if x.metadata.namespace in (namespace, None)
         ]
 
     def _list_deployments(self, namespace: str) -> list[Any]:
-        try:
+        with answering(verb="list", resource="deployments"):
             listed: list[Any] = self.apps.list_namespaced_deployment(namespace).items
-            return [d for d in listed if d.metadata.namespace in (namespace, None)]
-        except ApiException as e:
-            raise translated(e, verb="list", resource="deployments") from e
+        return [d for d in listed if d.metadata.namespace in (namespace, None)]
 
     def _patch(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None:
         call = (
@@ -133,10 +126,8 @@ class Workloads:
             if kind == "deployments"
             else self.apps.patch_namespaced_stateful_set
         )
-        try:
+        with answering(verb="patch", resource=kind):
             changed = call(name, namespace, patch)
-        except ApiException as e:
-            raise translated(e, verb="patch", resource=kind) from e
         self.watches.put(kind, changed)
 
 
