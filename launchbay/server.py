@@ -39,6 +39,7 @@ from launchbay.portal.sessions import load_secret
 __all__ = [
     "EngineSettings",
     "FollowLimits",
+    "Given",
     "KubernetesSettings",
     "ProcessSettings",
     "ServerSettings",
@@ -58,7 +59,7 @@ from launchbay.runtimes.base import RuntimeContext
 from launchbay.runtimes.kubernetes.kind import KubernetesSettings
 from launchbay.runtimes.process import ProcessSettings
 from launchbay.runtimes.registry import check_names as check_runtime_names
-from launchbay.settings import DEFAULT_PORT, SettingsTree, Sources, printable
+from launchbay.settings import DEFAULT_PORT, Given, SettingsTree, Sources, printable
 from launchbay.settings import load as load_settings
 from launchbay.store.db import Store, redact, sqlite_url
 
@@ -243,6 +244,13 @@ class ServerSettings:
         if self.kubernetes is not None:
             files.append(self.kubernetes.kubeconfig or "")
         return (self.data_dir, *(Path(f).resolve() for f in files if f))
+
+    def effective_tree(self) -> SettingsTree:
+        """The tree as the server runs it: the defaults the server works out filled in."""
+        server = self.tree.server.model_copy(
+            update={"data_dir": self.data_dir, "templates": self.templates}
+        )
+        return self.tree.model_copy(update={"server": server})
 
     def describe(self) -> str:
         """The resolved settings, secrets redacted, for the log."""
