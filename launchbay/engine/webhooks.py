@@ -196,7 +196,7 @@ class GitHubHooks:
         except Invalid as e:
             return self._reject(delivery_id, "pull_request", repository_of(payload), e.message)
         name = space_name(mapping.space, number=event.number, repository=event.repository)
-        with self.engine.store.write() as s:
+        with self.engine.store.write(urgent=True) as s:
             row = self._take(s, delivery_id, "pull_request", event.repository)
             if row is None:
                 return self._duplicate(delivery_id)
@@ -232,7 +232,7 @@ class GitHubHooks:
             why = f"{push.ref} is not the default branch ({branch})"
             return self._ignore(delivery_id, "push", repository, why)
         reason = f"push {push.after[:7]} to {repository}@{branch}"
-        with self.engine.store.write() as s:
+        with self.engine.store.write(urgent=True) as s:
             row = self._take(s, delivery_id, "push", repository)
             if row is None:
                 return self._duplicate(delivery_id)
@@ -279,7 +279,7 @@ class GitHubHooks:
         status: DeliveryStatus,
         reason: str,
     ) -> Accepted:
-        with self.engine.store.write() as s:
+        with self.engine.store.write(urgent=True) as s:
             row = self._take(s, delivery_id, event, repository)
             if row is None:
                 return self._duplicate(delivery_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,8 @@ class Store:
         # SQLite has one writer at a time, and one server owns its file: its writers take
         # turns here, woken as soon as the one before commits, instead of in SQLite's busy
         # handler, which polls with sleeps that grow to 100 ms (a burst of webhooks waited
-        # up to a second for that).
-        self._turns: AbstractContextManager[Any] = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
-        )
+        # up to a second for that). Writes a client is waiting on go first.
+        self._turns = Turns() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,6 +62,13 @@ class Store:
         each after the first finds the schema current."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            self._upgrade(config)
+        except OperationalError as e:
+            reason = str(e.orig or e).strip().splitlines()[0]
+            raise StoreUnavailable(f"cannot open the database {redact(self.url)}: {reason}") from e
+
+    def _upgrade(self, config: Config) -> None:
         with self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(
@@ -73,11 +78,14 @@ class Store:
             command.upgrade(config, "head")
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, urgent: bool = False) -> Iterator[Session]:
         """A write transaction. A database that cannot take it (disk full, read-only,
-        gone) raises StoreUnavailable naming why, which callers answer with 503."""
+        gone) raises StoreUnavailable naming why, which callers answer with 503. `urgent`:
+        someone waits on its answer (GitHub on a webhook's), so on SQLite it goes before
+        the workers' writes that are waiting too."""
+        turn = self._turns.turn(urgent=urgent) if self._turns else contextlib.nullcontext()
         try:
-            with self._turns, self._writer() as session, session.begin():
+            with turn, self._writer() as session, session.begin():
                 yield session
         except OperationalError as e:
             reason = str(e.orig or e).strip().splitlines()[0]
@@ -108,6 +116,40 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class Turns:
+    """One writer at a time in this process, reentrant; urgent writers waiting go before
+    the others waiting (who wait at most as long as a burst of urgent ones lasts)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def turn(self, *, urgent: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._changed:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                self._urgent_waiting += urgent
+                try:
+                    while self._owner is not None or (self._urgent_waiting and not urgent):
+                        self._changed.wait()
+                finally:
+                    self._urgent_waiting -= urgent
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    self._changed.notify_all()
 
 
 def sqlite_url(data_dir: Path) -> str:
