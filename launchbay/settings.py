@@ -159,16 +159,25 @@ def _from_environ(environ: Mapping[str, str]) -> list[Given]:
     for name, value in sorted(environ.items()):
         section, sep, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
         if name.startswith(ENV_PREFIX) and sep and section in sections and key:
-            given.append(Given((section, key), _scalar(value), name))
+            given.append(Given((section, key), _scalar(value, section, key), name))
     return given
 
 
-def _scalar(text: str) -> object:
-    """An environment value as YAML reads it (`9000`, `true`, `[a, b]`); else the text."""
+def _scalar(text: str, section: str, key: str) -> object:
+    """An environment value as YAML reads it (`9000`, `true`, `[a, b]`), except for a key
+    that holds text, which takes it as it is (a prefix `093849` stays a string)."""
+    if _holds_text(section, key) or not text.strip():
+        return text
     try:
-        return yaml.safe_load(text) if text.strip() else text
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+
+
+def _holds_text(section: str, key: str) -> bool:
+    model = SettingsTree.model_fields[section].annotation
+    fields = getattr(model, "model_fields", {})
+    return key in fields and fields[key].annotation in (str, str | None)
 
 
 def _problems(error: ValidationError, source: SourceMap, given: list[Given]) -> list[str]:

@@ -94,6 +94,21 @@ def test_a_mistake_in_the_file_names_the_file_the_line_and_the_key(tmp_path, tex
     assert said in raised.value.message
 
 
+def test_an_environment_value_is_read_as_its_key_wants_it():
+    tree = load(
+        Sources(
+            environ={
+                "LAUNCHBAY_KUBERNETES__NAMESPACE_PREFIX": "093849",
+                "LAUNCHBAY_SERVER__ALLOWED_HOSTS": "[a.example.com, b.example.com]",
+                "LAUNCHBAY_ENGINE__COPILOT": "true",
+            }
+        )
+    )
+    assert tree.kubernetes.namespace_prefix == "093849"
+    assert tree.server.allowed_hosts == ("a.example.com", "b.example.com")
+    assert tree.engine.copilot is True
+
+
 def test_a_mistake_from_the_environment_or_a_flag_names_the_variable_or_the_flag(tmp_path):
     with pytest.raises(YamlError, match=r"LAUNCHBAY_ENGINE__WORKERS: engine.workers: Input"):
         load(Sources(environ={"LAUNCHBAY_ENGINE__WORKERS": "0"}))
