@@ -59,9 +59,9 @@ from launchbay.runtimes.base import RuntimeContext
 from launchbay.runtimes.kubernetes.kind import KubernetesSettings
 from launchbay.runtimes.process import ProcessSettings
 from launchbay.runtimes.registry import check_names as check_runtime_names
-from launchbay.settings import DEFAULT_PORT, Given, SettingsTree, Sources, printable
+from launchbay.settings import DEFAULT_PORT, Given, SettingsTree, Sources, printable, shown
 from launchbay.settings import load as load_settings
-from launchbay.store.db import Store, redact, sqlite_url
+from launchbay.store.db import Store, sqlite_url
 
 log = logging.getLogger("launchbay")
 
@@ -91,11 +91,6 @@ def settings_of(
 ) -> ServerSettings:
     """What the server is built from: the tree, and the pod's facts from its environment."""
     server, env = tree.server, os.environ if environ is None else environ
-    if not server.templates.is_dir():
-        raise Invalid(
-            f"templates folder {server.templates} does not exist (--templates DIR, or "
-            "server.templates in the settings file)"
-        )
     if server.admin_only_runtimes is not None:
         check_runtime_names(list(server.admin_only_runtimes), what="server.admin_only_runtimes")
     return ServerSettings(
@@ -253,13 +248,8 @@ class ServerSettings:
         return self.tree.model_copy(update={"server": server})
 
     def describe(self) -> str:
-        """The resolved settings, secrets redacted, for the log."""
-        e = self.engine
-        return (
-            f"listen={self.host}:{self.port} data_dir={self.data_dir} templates={self.templates} "
-            f"db={redact(self.db_url)} reconcile_interval={e.reconcile_interval}s "
-            f"sweep_interval={e.sweep_interval}s copilot={e.copilot}"
-        )
+        """The resolved settings, secrets redacted, for the log (one line)."""
+        return json.dumps(shown(self.effective_tree()), separators=(",", ":"))
 
 
 def runtime_problems(template: Template) -> tuple[list[str], list[str]]:
@@ -302,12 +292,17 @@ def check_settings(settings: ServerSettings) -> None:
         github = config.github
         checks += [lambda: github_secret(github), lambda: github_reporter(github)]
     problems = []
+    if not settings.templates.is_dir():
+        problems.append(
+            f"templates folder {settings.templates} does not exist (--templates DIR, or "
+            "server.templates in the settings file)"
+        )
     for check in checks:
         try:
             check()
         except Invalid as e:
             problems.append(where + e.message)
-    if config.github is not None:
+    if config.github is not None and settings.templates.is_dir():
         catalog = TemplateCatalog(settings.templates)
         problems += [where + p for p in mapping_problems(config.github, catalog)]
     shared = os.environ.get("LAUNCHBAY_SESSION_SECRET", "")

@@ -16,15 +16,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from types import UnionType
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from launchbay.domain.durations import parse_duration
+from launchbay.api.follows import FollowLimits
+from launchbay.api.guard import DEFAULT_MAX_BODY
+from launchbay.domain.durations import format_duration, parse_duration
 from launchbay.domain.errors import Invalid
 from launchbay.domain.notices import NotifyConfig
+from launchbay.domain.urls import origin_only, redacted
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validation_problems
 from launchbay.engine.engine import EngineSettings
@@ -40,6 +43,7 @@ ENV_NAMES: Mapping[str, tuple[str, str]] = {
     "LAUNCHBAY_BASE_DOMAIN": ("kubernetes", "base_domain"),
 }
 _ENGINE = EngineSettings()
+_FOLLOWS = FollowLimits()
 
 
 class Section(BaseModel):
@@ -54,9 +58,9 @@ class ServerSection(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Host names requests may carry besides the loopback ones (DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
-    max_body: int = Field(default=1024 * 1024, ge=1024)
-    max_follows: int = Field(default=200, ge=1)
-    max_follows_per_user: int = Field(default=20, ge=1)
+    max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024)
+    max_follows: int = Field(default=_FOLLOWS.total, ge=1)
+    max_follows_per_user: int = Field(default=_FOLLOWS.per_user, ge=1)
     # Runtimes only admins may use; None: those whose services would run unconfined.
     admin_only_runtimes: tuple[str, ...] | None = None
 
@@ -70,7 +74,7 @@ class EngineSection(Section):
     sweep_interval: float = Field(default=_ENGINE.sweep_interval, gt=0)
     orphan_grace: float = Field(default=_ENGINE.orphan_grace, ge=0)
     workers: int = Field(default=_ENGINE.workers, ge=1, le=256)
-    min_ttl: str = "1m"
+    min_ttl: str = format_duration(_ENGINE.min_ttl)
     copilot: bool = _ENGINE.copilot
 
     @field_validator("min_ttl")
@@ -158,15 +162,17 @@ def _from_environ(environ: Mapping[str, str]) -> list[Given]:
     sections = set(SettingsTree.model_fields)
     for name, value in sorted(environ.items()):
         section, sep, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
-        if name.startswith(ENV_PREFIX) and sep and section in sections and key:
+        # An empty variable is not given (a template that expands an unset one, as the
+        # short names are read too).
+        if name.startswith(ENV_PREFIX) and sep and section in sections and key and value:
             given.append(Given((section, key), _scalar(value, section, key), name))
     return given
 
 
 def _scalar(text: str, section: str, key: str) -> object:
     """An environment value as YAML reads it (`9000`, `true`, `[a, b]`), except for a key
-    that holds text, which takes it as it is (a prefix `093849` stays a string)."""
-    if _holds_text(section, key) or not text.strip():
+    that holds text or a path, which takes it as it is (`093849`, `~` stay as written)."""
+    if _holds_text(section, key):
         return text
     try:
         return yaml.safe_load(text)
@@ -175,9 +181,20 @@ def _scalar(text: str, section: str, key: str) -> object:
 
 
 def _holds_text(section: str, key: str) -> bool:
-    model = SettingsTree.model_fields[section].annotation
-    fields = getattr(model, "model_fields", {})
-    return key in fields and fields[key].annotation in (str, str | None)
+    fields: dict[str, Any] = {}
+    for model in _unwrapped(SettingsTree.model_fields[section].annotation):
+        fields |= getattr(model, "model_fields", {})
+    return (
+        key in fields
+        and bool(_unwrapped(fields[key].annotation))
+        and all(kind in (str, Path) for kind in _unwrapped(fields[key].annotation))
+    )
+
+
+def _unwrapped(annotation: Any) -> list[Any]:
+    """The kinds an annotation allows, None left out (`GitHubConfig | None`: GitHubConfig)."""
+    kinds = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    return [kind for kind in kinds if kind is not type(None)]
 
 
 def _problems(error: ValidationError, source: SourceMap, given: list[Given]) -> list[str]:
@@ -192,30 +209,20 @@ def _problems(error: ValidationError, source: SourceMap, given: list[Given]) -> 
 
 # -- what --print-config shows --------------------------------------------------------------
 
-REDACTED = "***"
-
 
 def printable(tree: SettingsTree) -> str:
-    """The effective settings as a file that would make them, every secret redacted: the
-    database URL's password, and the path of every channel URL (a Slack webhook's path is
-    its secret). Secrets named by `*_env` and `*_file` are references, shown as they are."""
+    """The effective settings as a file that would make them, every secret redacted."""
+    return yaml.safe_dump(shown(tree), sort_keys=False)
+
+
+def shown(tree: SettingsTree) -> dict[str, Any]:
+    """The settings as plain data with every secret redacted: the database URL's password
+    and secret parameters, and all but the origin of every channel URL (a Slack webhook's
+    path is its secret). Secrets named by `*_env` and `*_file` are references, shown."""
     data = tree.model_dump(mode="json")
     url = data["database"]["url"]
     if url:
-        data["database"]["url"] = _without_password(url)
+        data["database"]["url"] = redacted(url)
     for channel in data["notifications"]["channels"]:
-        channel["url"] = _without_path(channel["url"])
-    return yaml.safe_dump(data, sort_keys=False)
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _without_path(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{REDACTED}" if parts.path else "", "", ""))
+        channel["url"] = origin_only(channel["url"])
+    return data

@@ -150,6 +150,9 @@ class FakeRuntime(Runtime):
             run = self._runs.get(space.name, {}).get(service)
         lines: Sequence[str] = run.script.log if run else ()
         yield from [line + "\n" for line in lines][-tail:] if tail else []
-        # A follow of a quiet log: nothing new until the caller stops it.
+        # A follow of a quiet log: nothing new until the caller stops it; a real stream
+        # closed under its reader may then raise (queue it as the fault "follow-closed").
         while follow and stop is not None and not stop.wait(0.05):
             pass
+        if follow:
+            self._fault("follow-closed")

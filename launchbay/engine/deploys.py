@@ -83,9 +83,9 @@ class Deploys:
         ttl = parse_duration(want.ttl) if want.ttl else None
         with engine.store.write() as s:
             live = q.live_space(s, want.name)
-            if live is None:
-                return None
-            space = q.space_for_update(s, live.id)
+            space = q.space_for_update(s, live.id) if live is not None else None
+            if space is None or space.live_name is None:
+                return None  # gone, or its delete finished while this waited for the lock
             if want.origin is not None and space.origin != want.origin:
                 made = f"by {space.origin}" if space.origin else f"by hand ({space.owner})"
                 raise Refused(

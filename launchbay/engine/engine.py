@@ -317,9 +317,10 @@ class Engine:
 
     def live_for_update(self, s: Session, name: str) -> Space:
         space = q.live_space(s, name)
-        if space is None:
+        locked = q.space_for_update(s, space.id) if space is not None else None
+        if locked is None or locked.live_name is None:  # its delete finished meanwhile
             raise NotFound(f"no space named {name!r}")
-        return q.space_for_update(s, space.id)
+        return locked
 
     def template_of(self, snapshot: Snapshot) -> Template:
         """The space's template as the space runs it (its Compose profiles, with its params)."""

@@ -264,7 +264,7 @@ class Notifier:
         so an extension that fails leaves it good."""
         with self.engine.store.write() as s:
             link = store.link_for_update(s, digest_of(token))
-            space = self._usable(link, s.get(Space, link.space_id) if link else None)
+            space = self._usable(link, q.space_for_update(s, link.space_id) if link else None)
             assert link is not None
             name, owner = space.name, space.owner
             template = self.engine.catalog.get(space.template)

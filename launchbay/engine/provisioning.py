@@ -70,8 +70,12 @@ class Provisioning:
         engine.jobs.handle(
             JobKind.RESTART,
             lambda job: self.restart_job(
-                job.space_id, job.args["service"], reason=job.args["reason"]
+                job.space_id,
+                job.args["service"],
+                reason=job.args["reason"],
+                retried=job.attempts > 1,
             ),
+            give_up=self._restart_gave_up,
         )
 
     def provision_job(self, space_id: int, *, actor: str, fresh: bool = False) -> None:
@@ -407,14 +411,16 @@ class Provisioning:
                 message="services stopped, state kept",
             )
 
-    def restart_job(self, space_id: int, service_name: str, *, reason: str) -> None:
+    def restart_job(
+        self, space_id: int, service_name: str, *, reason: str, retried: bool = False
+    ) -> None:
         """A service that was ready has died: start it again and wait for its health."""
         with self.engine.store.write() as s:
             space = q.space_for_update(s, space_id)
             if space.phase not in (Phase.READY, Phase.DEGRADED):
                 return
             state = q.service_state(space, service_name)
-            if state.status is not ServiceStatus.STARTING:  # a retried restart is the same one
+            if not retried:  # a retried restart (the runtime was out) is the same restart
                 state.restarts += 1
                 state.status = ServiceStatus.STARTING
                 state.detail = f"restarting: {reason}"
@@ -451,6 +457,17 @@ class Provisioning:
                 e.message.splitlines()[0],
                 settle=True,
             )
+
+    def _restart_gave_up(self, job: Claimed, reason: str) -> None:
+        """Retries ran out (the runtime stayed out): the service fails, saying why, so that
+        it is not left starting."""
+        with self.engine.store.read() as s:
+            snapshot = Snapshot.of(q.space_for_update(s, job.space_id))
+        service = ServiceName(str(job.args["service"]))
+        self.engine.record(snapshot, kind=EventKind.RESTART_FAILED, message=reason)
+        self.engine.set_service(
+            snapshot, service, ServiceStatus.FAILED, reason.splitlines()[0], settle=True
+        )
 
     def log_tail(self, snapshot: Snapshot, service: str, runtime: Runtime) -> str:
         """What its log says of why it failed (`domain.logs.excerpt` of its last lines)."""

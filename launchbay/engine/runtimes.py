@@ -219,11 +219,16 @@ class GuardedRuntime(Runtime):
             lines = self.board.get(self.name).logs(
                 space, service, tail=tail, follow=follow, stop=stop
             )
-        return self._guarded(lines)
+        return self._guarded(lines, stop)
 
-    def _guarded(self, lines: Iterator[str]) -> Iterator[str]:
-        with self.board.guard(self.name):
+    def _guarded(self, lines: Iterator[str], stop: threading.Event | None) -> Iterator[str]:
+        try:
             yield from lines
+        except Exception:
+            if stop is not None and stop.is_set():
+                return  # its reader left and the stream was closed under it: no failure
+            with self.board.guard(self.name):
+                raise  # translated, and noted, as any other call's error
 
     def warnings(self, space: SpaceRef) -> list[RuntimeEvent]:
         return self._call(lambda r: r.warnings(space))

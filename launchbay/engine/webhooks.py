@@ -146,7 +146,6 @@ class GitHubHooks:
         self.owner = f"{engine.settings.node}/{secrets.token_hex(4)}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- the configuration, checked before the server starts ---------------------------------
 
@@ -291,14 +290,11 @@ class GitHubHooks:
     def start(self) -> None:
         with self.engine.store.write() as s:
             store.release(s, node=self.engine.settings.node)
-        self._thread = threading.Thread(target=self._run, name="launchbay-github", daemon=True)
-        self._thread.start()
+        self.engine.threads.start("github", self._run)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._wake.set()  # its thread returns; the engine's stop joins it
         if self.reporter is not None:
             self.reporter.close()
 

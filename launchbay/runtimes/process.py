@@ -420,7 +420,9 @@ def _remove_folder(folder: Path) -> None:
         try:
             shutil.rmtree(folder)
         except FileNotFoundError:
-            return
+            if not folder.exists():
+                return
+            continue  # an entry went away under the walk: walk again
         except OSError as e:
             if attempt == 4:  # this space's trouble, not the runtime's: retried
                 said = e.strerror or str(e)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from launchbay.domain.errors import TemporaryError
+from launchbay.domain.urls import redacted
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -141,6 +142,8 @@ class Turns:
                         self._changed.wait()
                 finally:
                     self._urgent_waiting -= urgent
+                    if urgent:  # the others may go now, whether or not this one does
+                        self._changed.notify_all()
                 self._owner, self._depth = me, 1
         try:
             yield
@@ -157,7 +160,7 @@ def sqlite_url(data_dir: Path) -> str:
 
 
 def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    return redacted(url)
 
 
 def _create(url: str) -> Engine:

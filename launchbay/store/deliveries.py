@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, and_, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient_to_detached
-from sqlalchemy.sql.schema import ScalarElementColumnDefault
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from launchbay.domain.webhooks import DeliveryStatus, PrState
 from launchbay.store.models import Delivery, PullRequest
@@ -80,9 +80,13 @@ def _insert_new(
         value = getattr(row, column.key)
         if value is None and isinstance(column.default, ScalarElementColumnDefault):
             value = column.default.arg  # what the ORM's flush would have filled in
+        elif value is None and isinstance(column.default, CallableColumnDefault):
+            value = column.default.arg(cast(Any, None))  # e.g. default=dict: no context
         if value is not None:  # left out: NULL, or the database's own default
             values[column.name] = value
     dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"no INSERT ... ON CONFLICT for the {dialect} dialect")
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = (
         insert(table)

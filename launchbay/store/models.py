@@ -208,7 +208,7 @@ class Delivery(Base):
     )
     generation: Mapped[int | None] = mapped_column(default=None)
     # A push delivery: what to redeploy (its own work, claimed under a lease).
-    work: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    work: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -67,7 +67,11 @@ def space_of_origin(session: Session, name: str, origin: str) -> Space | None:
 
 
 def space_for_update(session: Session, space_id: int) -> Space:
-    space = session.get(Space, space_id, with_for_update=not _is_sqlite(session))
+    """The space's row, locked (on PostgreSQL) and read afresh: a row this session read
+    before the lock (a look, then the update) would otherwise keep the values it had."""
+    space = session.get(
+        Space, space_id, with_for_update=not _is_sqlite(session), populate_existing=True
+    )
     if space is None:
         raise NotFound(f"space #{space_id} is gone")
     return space

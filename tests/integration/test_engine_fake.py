@@ -4,6 +4,7 @@ contract by test_runtime_contract.py) with a clock the test controls."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -221,6 +222,20 @@ def test_a_backend_error_while_reading_a_failed_services_log_still_fails_the_spa
     assert "service 'web': exited with code 2" in Queries(engine).space("tail").reason
     (job,) = [j for j in Queries(engine).jobs("tail") if j.kind == "provision"]
     assert "unexpected" not in job.reason
+
+
+def test_a_follow_its_reader_left_never_marks_the_runtime_unavailable(engine, fake):
+    # The stream closed under a follow whose client went away raises as it closes; read
+    # under the runtime's guard, that once counted as the whole runtime failing.
+    create(engine, "follow")
+    settle(engine, "follow", {"ready"})
+    fake.faults["follow-closed"] = [OSError("the connection was closed")]
+    stop = threading.Event()
+    lines = Queries(engine).logs("follow", "web", tail=10, follow=True, stop=stop)
+    next(lines)
+    stop.set()
+    assert list(lines) == []
+    assert engine.board.state("process").available
 
 
 def test_not_found_fails_the_job_without_retry_and_the_reason_is_kept(engine, fake):

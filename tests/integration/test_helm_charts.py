@@ -311,3 +311,18 @@ def test_the_server_charts_settings_values_are_the_servers_settings_file(helm, t
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == ["server", "--config=/etc/launchbay/settings/launchbay.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("engine.copilot=true", "values engine.* moved to settings.engine"),
+        ("kubernetes.namespacePrefix=team-", "values kubernetes.* moved to settings.kubernetes"),
+        ("settings.server.port=9000", "settings.server.port is the chart's to set"),
+    ],
+)
+def test_the_server_chart_refuses_values_it_no_longer_reads(helm, value, said):
+    # Dropped silently, an old `engine.copilot=true` would have turned copilot off: the
+    # reaper would delete expired spaces instead of marking them.
+    result = helm_cli(helm, "template", "lb", str(SERVER_CHART), "--set", value)
+    assert result.code != 0 and said in result.stderr

@@ -101,12 +101,22 @@ def test_an_environment_value_is_read_as_its_key_wants_it():
                 "LAUNCHBAY_KUBERNETES__NAMESPACE_PREFIX": "093849",
                 "LAUNCHBAY_SERVER__ALLOWED_HOSTS": "[a.example.com, b.example.com]",
                 "LAUNCHBAY_ENGINE__COPILOT": "true",
+                "LAUNCHBAY_SERVER__DATA_DIR": "~",
+                "LAUNCHBAY_SERVER__TEMPLATES": "",  # empty: not given
             }
         )
     )
+    assert str(tree.server.data_dir) == "~" and str(tree.server.templates) == "templates"
     assert tree.kubernetes.namespace_prefix == "093849"
     assert tree.server.allowed_hosts == ("a.example.com", "b.example.com")
     assert tree.engine.copilot is True
+
+
+def test_a_text_key_of_an_optional_section_takes_its_environment_value_as_written():
+    environ = {"LAUNCHBAY_GITHUB__SECRET_ENV": "0123", "LAUNCHBAY_GITHUB__SECRET_FILE": "yes"}
+    tree = load(Sources(environ=environ))
+    assert tree.github is not None
+    assert (tree.github.secret_env, tree.github.secret_file) == ("0123", "yes")
 
 
 def test_a_mistake_from_the_environment_or_a_flag_names_the_variable_or_the_flag(tmp_path):
