@@ -39,10 +39,12 @@ def busybox_image() -> str:
     return build_busybox_image()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
     """An emulated Kubernetes API (kmock), a test kubelet playing the cluster's part, and the
-    real helm binary for rendering charts."""
+    real helm binary for rendering charts. One per test module: the kubelet lists every
+    object at each tick, so a cluster shared by the whole run grew slower with each module
+    that used it (the runtime contract's waits, late in the run, timed out)."""
     import sys
 
     from launchbay.runtimes.kubernetes.helm import Helm
