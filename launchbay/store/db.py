@@ -67,7 +67,8 @@ class Store:
             self._upgrade(config)
         except OperationalError as e:
             reason = str(e.orig or e).strip().splitlines()[0]
-            raise StoreUnavailable(f"cannot open the database {redact(self.url)}: {reason}") from e
+            where = redacted(self.url)
+            raise StoreUnavailable(f"cannot open the database {where}: {reason}") from e
 
     def _upgrade(self, config: Config) -> None:
         with self.engine.begin() as connection:
@@ -157,10 +158,6 @@ class Turns:
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'launchbay.db'}"
-
-
-def redact(url: str) -> str:
-    return redacted(url)
 
 
 def _create(url: str) -> Engine:
