@@ -4,6 +4,7 @@ run) and by bench/durability.py (the long one)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -96,27 +97,39 @@ def run(
     token = server.admin_token
     pool = [f"chaos-{i}" for i in range(names)]
     lock = threading.Lock()
-    # Spread the operations over about as long as the kills take, so that they overlap.
-    pace = kills * 3.0 * in_flight / operations
+    issued = itertools.count()
+    accepted = [0]
+    killed = threading.Event()
 
-    def one(i: int) -> None:
-        op_rng = random.Random(seed * 100_003 + i)
-        time.sleep(op_rng.uniform(0, 2 * pace))
-        answer = operate(server.url, token, op_rng, pool)
-        with lock:
-            report.answers[answer] += 1
+    def worker() -> None:
+        # Operations go on until the kills are over and `operations` have been sent, so
+        # each restart meets work however long the server takes to start on this machine.
+        while (i := next(issued)) < operations or not killed.is_set():
+            op_rng = random.Random(seed * 100_003 + i)
+            time.sleep(op_rng.uniform(0, 0.2))
+            answer = operate(server.url, token, op_rng, pool)
+            with lock:
+                report.answers[answer] += 1
+                accepted[0] += answer.split()[1].startswith("2")
 
     def killer() -> None:
-        for _ in range(kills):
-            time.sleep(rng.uniform(0.3, 1.5))
-            server.kill()
-            report.kills += 1
-            server.start()
+        try:
+            for _ in range(kills):
+                # Each kill lands after the server accepted new work since it last started.
+                before = accepted[0]
+                wait_until(lambda b=before: accepted[0] >= b + 2, timeout=60, what="work accepted")
+                time.sleep(rng.uniform(0.1, 0.8))
+                server.kill()
+                report.kills += 1
+                server.start()
+        finally:
+            killed.set()
 
     chaos = threading.Thread(target=killer)
     chaos.start()
     with ThreadPoolExecutor(max_workers=in_flight) as workers:
-        list(workers.map(one, range(operations)))
+        for done in [workers.submit(worker) for _ in range(in_flight)]:
+            done.result()
     chaos.join()
     check(server, report, settle=settle)
     return report
