@@ -81,10 +81,3 @@ def _command(command: list[str], *, env: Mapping[str, str], confine: Confine) ->
         return False, "health command timed out"
     output = (result.stdout + result.stderr).strip().splitlines()
     return result.code == 0, f"exit {result.code}" + (f": {output[-1]}" if output else "")
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port

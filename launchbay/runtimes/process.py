@@ -42,7 +42,7 @@ from launchbay.domain.names import ServiceName, SpaceName
 from launchbay.domain.plan import Observed
 from launchbay.domain.spec import Address, ResolvedService
 from launchbay.domain.template import Service
-from launchbay.runtimes import probes, proc
+from launchbay.runtimes import hostports, probes, proc
 from launchbay.runtimes.base import (
     Runtime,
     RuntimeContext,
@@ -143,13 +143,11 @@ class ProcessRuntime(Runtime):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 ports: dict[str, int] = read_json(folder / "ports.json") or {}
-                taken = set(ports.values())
-                for name in services:
-                    while name not in ports:
-                        port = probes.free_port(self.host)
-                        if port not in taken:
-                            ports[name] = port
-                            taken.add(port)
+                new = [name for name in services if name not in ports]
+                taken = hostports.held(self.root) if new else set()
+                for name in new:
+                    ports[name] = hostports.pick(self.host, taken)
+                    taken.add(ports[name])
                 write_json(folder / "ports.json", ports)
             except OSError as e:
                 raise _os_error(e, f"write the space's folder {folder}") from e

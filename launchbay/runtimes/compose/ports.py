@@ -5,31 +5,38 @@ run side by side."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from launchbay.domain.composefile import ComposeFile
 from launchbay.domain.names import ServiceName
 from launchbay.domain.template import Service
-from launchbay.runtimes import probes
+from launchbay.runtimes import hostports
 from launchbay.runtimes.base import ServiceFailed
 from launchbay.runtimes.statefiles import read_json, write_json
 
+LOOPBACK = "127.0.0.1"
+
 
 class Ports:
-    def __init__(self, folder: Callable[[str], Path]) -> None:
-        self._folder = folder
+    def __init__(self, root: Path) -> None:
+        self._root = root
         self._lock = threading.Lock()
+
+    def _folder(self, space: str) -> Path:
+        return self._root / space
 
     def reserve(self, space: str, wanted: Mapping[ServiceName, int | None]) -> None:
         """A host port for each service that publishes one (per-service sections)."""
         path = self._folder(space) / "ports.json"
         with self._lock:
             ports: dict[str, int] = read_json(path) or {}
+            taken = hostports.held(self._root)
             for name, port in wanted.items():
                 if name not in ports and port is not None:
-                    ports[name] = _free_host_port(set(ports.values()))
+                    ports[name] = hostports.pick(LOOPBACK, taken)
+                    taken.add(ports[name])
             write_json(path, ports)
 
     def of(self, space: str, service: str) -> int | None:
@@ -46,9 +53,7 @@ class Ports:
         path = self._folder(space) / "ports.json"
         with self._lock:
             kept: dict[str, Any] = read_json(path) or {}
-            taken = {
-                p for ports in kept.values() if isinstance(ports, dict) for p in ports.values()
-            }
+            taken = hostports.held(self._root)
             changed = False
             for name in names:
                 ports = kept.get(name)
@@ -56,7 +61,7 @@ class Ports:
                     ports = kept[name] = {}
                 for port in found.services[name].ports:
                     if port.key not in ports:
-                        ports[port.key] = _free_host_port(taken)
+                        ports[port.key] = hostports.pick(LOOPBACK, taken)
                         taken.add(ports[port.key])
                         changed = True
             if changed or not path.exists():
@@ -81,10 +86,3 @@ def port_number(entry: Any, *, service: str) -> int:
         raise ServiceFailed(
             service, f"compose ports entry {entry!r} names no container port"
         ) from e
-
-
-def _free_host_port(taken: set[int]) -> int:
-    while True:
-        port = probes.free_port("127.0.0.1")
-        if port not in taken:
-            return port

@@ -58,7 +58,7 @@ class ComposeRuntime(Runtime):
         owner = Owner(self.root, installation)
         self.docker = Docker(owner, timeout=docker_timeout)
         self.projects = Projects(owner, self.docker, prefix=project_prefix)
-        self.ports = Ports(self.projects.folder)
+        self.ports = Ports(self.root)
         self.cli = ComposeCli(self.projects)
         self.files = TeamFiles(self.cli)
         self.status = Status(self.docker, self.ports, self.files)
