@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from launchbay.api.app import create_app
 from launchbay.api.follows import FollowLimits, Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY
+from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Invalid, LaunchbayError, Refused
 from launchbay.domain.hosts import LOOPBACK_NAMES, host_name
 from launchbay.domain.notices import Channel, NotifyConfig, key_bytes
@@ -326,7 +327,8 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
     private_data_dir(settings.data_dir)
     store = Store(settings.db_url)
     store.migrate()
-    accounts = Accounts(store, clock=clock)
+    life = parse_duration(settings.tree.auth.key_max_life)
+    accounts = Accounts(store, clock=clock, key_max_life=life)
     installation = accounts.installation()
     runtimes = registry.build(
         RuntimeContext(

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from launchbay.api.follows import FollowLimits
 from launchbay.api.guard import DEFAULT_MAX_BODY
@@ -31,6 +31,7 @@ from launchbay.domain.urls import origin_only, redacted
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validation_problems
 from launchbay.engine.engine import EngineSettings
+from launchbay.engine.keys import DEFAULT_MAX_LIFE
 from launchbay.runtimes.kubernetes.kind import KubernetesSection
 from launchbay.runtimes.process import ProcessSection
 
@@ -44,6 +45,18 @@ ENV_NAMES: Mapping[str, tuple[str, str]] = {
 }
 _ENGINE = EngineSettings()
 _FOLLOWS = FollowLimits()
+
+
+def _duration(value: str) -> str:
+    try:
+        parse_duration(value)
+    except Invalid as e:
+        raise ValueError(e.message) from None
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+"""A duration as written in the file (`90d`, `1h30m`), checked when read."""
 
 
 class Section(BaseModel):
@@ -74,17 +87,8 @@ class EngineSection(Section):
     sweep_interval: float = Field(default=_ENGINE.sweep_interval, gt=0)
     orphan_grace: float = Field(default=_ENGINE.orphan_grace, ge=0)
     workers: int = Field(default=_ENGINE.workers, ge=1, le=256)
-    min_ttl: str = format_duration(_ENGINE.min_ttl)
+    min_ttl: Duration = format_duration(_ENGINE.min_ttl)
     copilot: bool = _ENGINE.copilot
-
-    @field_validator("min_ttl")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except Invalid as e:
-            raise ValueError(e.message) from None
-        return value
 
     def engine(self) -> EngineSettings:
         return EngineSettings(
@@ -97,10 +101,18 @@ class EngineSection(Section):
         )
 
 
+class AuthSection(Section):
+    key_max_life: Duration = Field(
+        default=format_duration(DEFAULT_MAX_LIFE),
+        description="the longest life an API key may be given (every key has an expiry)",
+    )
+
+
 class SettingsTree(Section):
     server: ServerSection = Field(default_factory=ServerSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
     process: ProcessSection = Field(default_factory=ProcessSection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     github: GitHubConfig | None = None

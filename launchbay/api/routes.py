@@ -42,7 +42,7 @@ from launchbay.api.schemas import (
     UserIn,
     UserOut,
 )
-from launchbay.domain.durations import parse_duration
+from launchbay.domain.durations import instant, parse_duration
 from launchbay.domain.errors import Invalid
 from launchbay.domain.phases import Phase
 from launchbay.engine.accounts import SIGNIN_LINK_LIFE
@@ -82,6 +82,7 @@ def create_space(body: CreateSpaceIn, requests: RequestsDep, caller: ActorDep) -
         ttl=body.ttl,
         params=body.params,
         sets=body.overrides,
+        repository=body.repository,
     )
     return SpaceOut.of(requests.create(request, actor=caller))
 
@@ -145,6 +146,7 @@ def apply_space(
         ttl=body.ttl,
         params=body.params,
         sets=body.overrides,
+        repository=body.repository,
     )
     space, created = deploys.apply(want, actor=caller, source=body.source)
     response.status_code = 201 if created else 200
@@ -306,10 +308,20 @@ def runtimes(queries: QueriesDep) -> dict[str, dict[str, object]]:
 def whoami(request: Request, caller: ActorDep) -> dict[str, object]:
     """The caller, and the installation the server belongs to (its id is on everything
     its runtimes make)."""
+    key = caller.key
     return {
         "name": caller.name,
         "admin": caller.is_admin,
         "installation": request.app.state.installation,
+        "key": None
+        if key is None
+        else {
+            "name": key.name,
+            "scopes": sorted(key.scopes),
+            "templates": sorted(key.templates),
+            "repositories": sorted(key.repositories),
+            "expires_at": instant(key.expires_at) if key.expires_at else None,
+        },
     }
 
 

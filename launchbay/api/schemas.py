@@ -78,6 +78,11 @@ class CreateSpaceIn(Body):
     overrides: dict[str, str] = Field(
         default={}, alias="set", description='per-service overrides, e.g. {"api.version": "pr-123"}'
     )
+    repository: str = Field(
+        default="",
+        max_length=201,
+        description="OWNER/NAME the space is of; a key limited to one repository sets it",
+    )
 
 
 class ApplySpaceIn(Body):
@@ -97,6 +102,11 @@ class ApplySpaceIn(Body):
     params: dict[str, str] = {}
     overrides: dict[str, str] = Field(default={}, alias="set")
     source: str = Field(default="", max_length=255, description="who or which pipeline asks")
+    repository: str = Field(
+        default="",
+        max_length=201,
+        description="OWNER/NAME the space is of; a key limited to one repository sets it",
+    )
 
 
 class DeployIn(Body):
@@ -234,6 +244,7 @@ class SpaceOut(BaseModel):
     origin: str | None = Field(
         default=None, description="what made it, when not a person: github:OWNER/REPO#PR"
     )
+    repository: str = Field(default="", description="the OWNER/NAME it is a space of, if any")
     services: list[ServiceOut]
     runtime_unavailable: str | None = Field(
         default=None, description="why the space's runtime cannot be reached now, if it cannot"
@@ -345,3 +356,36 @@ def _health(health: Any) -> str | None:
 
 class TemplateProblems(BaseModel):
     problems: dict[str, list[str]]
+
+
+class KeyIn(Body):
+    name: str = Field(json_schema_extra=LABEL)
+    scopes: list[str] = Field(
+        min_length=1, max_length=4, description="read, deploy, spaces or admin"
+    )
+    expires_in: str = Field(description="its life, e.g. 30d; at most auth.key_max_life")
+    templates: list[str] = Field(
+        default_factory=list, max_length=100, description="only spaces of these templates"
+    )
+    repositories: list[str] = Field(
+        default_factory=list, max_length=100, description="only spaces of these OWNER/NAMEs"
+    )
+    user: str | None = Field(default=None, description="another user's key (admins only)")
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    user: str
+    scopes: list[str]
+    templates: list[str]
+    repositories: list[str]
+    created_at: Instant
+    expires_at: Instant | None
+    last_used_at: Instant | None
+    current: bool = Field(description="the key this request came with")
+
+
+class NewKeyOut(KeyOut):
+    token: str = Field(description="shown once: the server keeps only its digest")

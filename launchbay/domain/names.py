@@ -65,6 +65,10 @@ def parse_user_name(raw: str) -> UserName:
     return UserName(_check_label(raw, what="user name", max_length=63, pattern=_DNS_LABEL))
 
 
+def parse_key_name(raw: str) -> str:
+    return _check_label(raw, what="key name", max_length=63, pattern=_DNS_LABEL)
+
+
 def is_identifier(raw: str) -> bool:
     """Parameter names and environment variable names."""
     return bool(_IDENTIFIER.match(raw))

@@ -6,36 +6,63 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from launchbay.domain.auth import Actor, new_token, require_admin, token_digest
+from sqlalchemy.orm import Session
+
+from launchbay.domain.auth import Actor, Scope, new_token, require_admin, token_digest
+from launchbay.domain.durations import instant
 from launchbay.domain.errors import Conflict, Unauthorized
 from launchbay.domain.names import parse_user_name
 from launchbay.engine.engine import Clock
+from launchbay.engine.keys import DEFAULT_MAX_LIFE, Keys, key_of
 from launchbay.store import queries as q
 from launchbay.store.db import Store
-from launchbay.store.models import SigninLink, User
+from launchbay.store.models import SigninLink, Token, User
 
 log = logging.getLogger(__name__)
 
 ADMIN = "admin"
 SIGNIN_LINK_LIFE = timedelta(minutes=1)
+FIRST_KEY, BOOTSTRAP_KEY = "first", "bootstrap"
+ALL_SCOPES = [scope.value for scope in Scope]
+LAST_USE_GRAIN = timedelta(minutes=1)
 
 
 class Accounts:
-    def __init__(self, store: Store, *, clock: Clock) -> None:
+    def __init__(self, store: Store, *, clock: Clock, key_max_life: timedelta = DEFAULT_MAX_LIFE):
         self.store = store
         self.clock = clock
+        self.key_max_life = key_max_life
+        self.keys = Keys(store, clock=clock, max_life=key_max_life)
 
     def authenticate(self, token: str | None) -> Actor:
+        """The user and key a bearer token stands for: Unauthorized for no token, one that
+        is not known (never made, or revoked) and one past its expiry."""
         if not token:
             raise Unauthorized("missing token: send 'Authorization: Bearer <token>'")
+        now = self.clock()
         with self.store.read() as s:
-            user = q.user_by_token(s, token_digest(token))
-        if user is None:
-            raise Unauthorized("invalid token")
-        return Actor(name=user.name, is_admin=user.is_admin)
+            row = q.token_by_digest(s, token_digest(token))
+            if row is None:
+                raise Unauthorized("invalid token: it was never made, or it was revoked")
+            key, user, used = key_of(row), row.user, row.last_used_at
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Unauthorized(
+                f"key {key.name!r} of {user.name} expired at {instant(key.expires_at)}: "
+                f"rotate it (`bay auth token rotate {key.name}`) or make a new one"
+            )
+        if used is None or now - used > LAST_USE_GRAIN:
+            self._used(row.id, now)
+        return Actor(name=user.name, is_admin=user.is_admin and Scope.ADMIN in key.scopes, key=key)
+
+    def _used(self, token_id: int, now: datetime) -> None:
+        """Record a key's last use, once a minute at most (not a write per request)."""
+        with self.store.write() as s:
+            row = s.get(Token, token_id)
+            if row is not None:
+                row.last_used_at = now
 
     def by_name(self, name: str) -> Actor | None:
         """The user of that name, for sessions that carry a name instead of a token."""
@@ -47,18 +74,16 @@ class Accounts:
         """A new user and their first token, which is returned once and never stored."""
         require_admin(actor, action="create users")
         user_name = parse_user_name(name)
-        token = new_token()
         now = self.clock()
         with self.store.write() as s:
             user = q.add_user(s, name=user_name, is_admin=admin, now=now)
-            q.add_token(s, user=user, digest=token_digest(token), now=now)
+            token = _whole_key(s, user, FIRST_KEY, now=now, expires_at=now + self.key_max_life)
         log.info("user %s created by %s%s", user_name, actor.name, " (admin)" if admin else "")
         return token
 
     def bootstrap(self, token_file: Path) -> bool:
         """On a store with no user, create the admin and write its token to `token_file`
         (mode 0600). True if it did; a store with users is left alone."""
-        token = new_token()
         now = self.clock()
         with self.store.write() as s:
             if q.count_users(s) > 0:
@@ -67,7 +92,9 @@ class Accounts:
                 user = q.add_user(s, name=ADMIN, is_admin=True, now=now)
             except Conflict:
                 return False  # another replica, starting at the same moment, made it
-            q.add_token(s, user=user, digest=token_digest(token), now=now)
+            # The server's own admin token never expires: it is the way in when every other
+            # key has; whoever can read the data dir owns the server anyway.
+            token = _whole_key(s, user, BOOTSTRAP_KEY, now=now, expires_at=None)
             token_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -117,3 +144,20 @@ class Accounts:
             user = s.get(User, link.user_id)
             assert user is not None  # the link goes with its user (on delete cascade)
             return Actor(name=user.name, is_admin=user.is_admin)
+
+
+def _whole_key(
+    s: Session, user: User, name: str, *, now: datetime, expires_at: datetime | None
+) -> str:
+    """A key with every scope and no limit, for a new user; its token, shown once."""
+    token = new_token()
+    q.add_token(
+        s,
+        user=user,
+        digest=token_digest(token),
+        now=now,
+        name=name,
+        scopes=ALL_SCOPES,
+        expires_at=expires_at,
+    )
+    return token

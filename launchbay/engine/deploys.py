@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
-from launchbay.domain.auth import SYSTEM, Actor, require_owner_or_admin
+from launchbay.domain.auth import SYSTEM, Action, Actor, require_owner_or_admin
 from launchbay.domain.durations import parse_duration
 from launchbay.domain.errors import Conflict, Invalid, LaunchbayError, Refused
 from launchbay.domain.events import EventKind
@@ -26,7 +26,7 @@ from launchbay.domain.template import Template
 from launchbay.engine.engine import Engine, Snapshot
 from launchbay.engine.jobs import Cancelled
 from launchbay.engine.provisioning import Provisioning
-from launchbay.engine.requests import CreateSpace, Requests
+from launchbay.engine.requests import CreateSpace, Requests, facts
 from launchbay.engine.views import DeployView, SpaceView
 from launchbay.store import queries as q
 from launchbay.store.models import Deploy, Space
@@ -91,7 +91,7 @@ class Deploys:
                 raise Refused(
                     f"space {space.name!r} was made {made}, not by {want.origin}; it is left alone"
                 )
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="update")
+            require_owner_or_admin(actor, facts(space), action="update", does=Action.DEPLOY)
             for what, have, asked in (
                 ("template", space.template, want.template),
                 ("runtime", space.runtime, want.runtime or space.runtime),
@@ -147,7 +147,7 @@ class Deploys:
         engine = self.engine
         with engine.store.write() as s:
             space = engine.live_for_update(s, name)
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="deploy to")
+            require_owner_or_admin(actor, facts(space), action="deploy to", does=Action.DEPLOY)
             if space.phase is Phase.DELETING:
                 raise Conflict(f"space {name!r} is being deleted")
             template = engine.catalog.get(space.template).for_space(space.params)

@@ -15,7 +15,14 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from launchbay.domain.auth import Actor, require_owner_or_admin
+from launchbay.domain.auth import (
+    Action,
+    Actor,
+    SpaceFacts,
+    parse_repository,
+    require_key_allows,
+    require_owner_or_admin,
+)
 from launchbay.domain.durations import format_duration, instant, parse_duration
 from launchbay.domain.errors import Conflict, Forbidden, Invalid, Refused
 from launchbay.domain.events import EventKind
@@ -46,6 +53,9 @@ class CreateSpace:
     sets: Mapping[str, str] = field(default_factory=dict)
     # What makes it, when not a person (`github:owner/repo#12`): recorded on the space.
     origin: str | None = None
+    # The repository (`owner/name`) it is a space of; "": none, or the one repository a
+    # key limited to repositories names.
+    repository: str = ""
 
 
 class Requests:
@@ -61,6 +71,10 @@ class Requests:
         engine = self.engine
         name = parse_space_name(request.name)
         template = engine.catalog.get(request.template)
+        repository = repository_for(request.repository, actor)
+        require_key_allows(
+            actor, Action.CREATE, template=template.name, repository=repository, what="create"
+        )
         on = self.runtime_for(template, request.runtime)
         if on in engine.settings.admin_only_runtimes and not actor.is_admin:
             raise Forbidden(f"only admins may create spaces on the {on} runtime on this server")
@@ -94,6 +108,7 @@ class Requests:
                     expires_at=now + ttl,
                     node=engine.settings.node if engine.board.runtimes[on].machine_local else None,
                     origin=request.origin,
+                    repository=repository,
                 ),
             )
             for position, service in enumerate(template.services):
@@ -137,7 +152,7 @@ class Requests:
                 return self.engine.view(space)
             if origin is not None and space.origin != origin:
                 raise Refused(f"space {name!r} was not made by {origin}; it is left alone")
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="delete")
+            require_owner_or_admin(actor, facts(space), action="delete", does=Action.DELETE)
             why = reason or f"deleted by {actor.name}"
             self.engine.set_phase(
                 s,
@@ -165,7 +180,7 @@ class Requests:
         self, s: Session, space: Space, *, by: timedelta, actor: Actor, via: str = ""
     ) -> None:
         """Extend in the caller's transaction (a notice's link is spent in the same one)."""
-        require_owner_or_admin(actor, owner=space.owner, space=space.name, action="extend")
+        require_owner_or_admin(actor, facts(space), action="extend")
         if space.phase is Phase.DELETING:
             raise Conflict(f"space {space.name!r} is being deleted")
         template = self.engine.catalog.get(space.template)
@@ -205,7 +220,7 @@ class Requests:
         allowed = SETTLED_LIVE if fresh else (Phase.FAILED, Phase.DEGRADED)
         with self.engine.store.write() as s:
             space = self.engine.live_for_update(s, name)
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action=action)
+            require_owner_or_admin(actor, facts(space), action=action)
             if space.phase not in allowed:
                 *rest, last = (p.value for p in allowed)
                 which = f"{', '.join(rest)} or {last}"
@@ -230,9 +245,7 @@ class Requests:
     def sleep(self, name: str, *, actor: Actor) -> SpaceView:
         with self.engine.store.write() as s:
             space = self.engine.live_for_update(s, name)
-            require_owner_or_admin(
-                actor, owner=space.owner, space=space.name, action="put to sleep"
-            )
+            require_owner_or_admin(actor, facts(space), action="put to sleep")
             phase = space.phase
             if phase is Phase.SLEEPING:
                 return self.engine.view(space)
@@ -246,7 +259,7 @@ class Requests:
     def wake(self, name: str, *, actor: Actor) -> SpaceView:
         with self.engine.store.write() as s:
             space = self.engine.live_for_update(s, name)
-            require_owner_or_admin(actor, owner=space.owner, space=space.name, action="wake")
+            require_owner_or_admin(actor, facts(space), action="wake")
             phase = space.phase
             if phase in (Phase.READY, Phase.DEGRADED, Phase.PROVISIONING, Phase.PENDING):
                 return self.engine.view(space)
@@ -287,3 +300,17 @@ class Requests:
                 f"{'has' if len(missing) == 1 else 'have'} no {section} section"
             )
         return asked
+
+
+def facts(space: Space) -> SpaceFacts:
+    """What the one authorisation rule asks of a space."""
+    return SpaceFacts(space.name, space.owner, space.template, space.repository)
+
+
+def repository_for(asked: str, actor: Actor) -> str:
+    """The repository a new space is of: the one asked for, else the one repository the
+    actor's key is limited to, if it names exactly one."""
+    if asked:
+        return parse_repository(asked)
+    limited = actor.key.repositories if actor.key else frozenset()
+    return next(iter(limited)) if len(limited) == 1 else ""

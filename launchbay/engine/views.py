@@ -66,6 +66,7 @@ class SpaceView:
     observed_generation: int
     ready_seconds: float | None
     origin: str | None
+    repository: str
     services: tuple[ServiceView, ...]
     # Why the space's runtime cannot be reached now, if it cannot (from the runtime board).
     runtime_unavailable: str | None = None
@@ -91,6 +92,7 @@ class SpaceView:
             observed_generation=row.observed_generation,
             ready_seconds=row.ready_seconds,
             origin=row.origin,
+            repository=row.repository,
             services=tuple(ServiceView.of(x) for x in row.services),
             runtime_unavailable=runtime_unavailable,
         )

@@ -368,6 +368,7 @@ class GitHubHooks:
             ttl=mapping.ttl,
             sets={f"{mapping.service}.version": version},
             origin=owed.origin,
+            repository=owed.repository,
         )
         _, created = self.deploys.apply(want, actor=GITHUB, source=owed.source)
         return f"{'created' if created else 'updated'} space {owed.space} at {owed.head_sha[:7]}"

@@ -74,13 +74,24 @@ class User(Base):
 
 
 class Token(Base):
+    """An API key: a user's, named, limited to scopes (and optionally to templates and
+    repositories), with an expiry. Revoking one deletes its row."""
+
     __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
     # sha256 of the token: tokens are 256 random bits, so a fast hash is enough.
     digest: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    templates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    repositories: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
+    # None only for the admin's first token, which the server writes to its data dir.
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     user: Mapped[User] = relationship(lazy="joined")
 
 
@@ -123,6 +134,9 @@ class Space(Base):
     # What made it, when not a person: `github:owner/repo#12` for a pull request's space.
     # A webhook acts only on the spaces it made.
     origin: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    # The repository (`owner/name`, lower case) it is a space of, if any: what a key limited
+    # to repositories may act on.
+    repository: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",

@@ -34,14 +34,50 @@ def add_user(session: Session, *, name: str, is_admin: bool, now: datetime) -> U
     return user
 
 
-def add_token(session: Session, *, user: User, digest: str, now: datetime) -> None:
-    session.add(Token(user_id=user.id, digest=digest, created_at=now))
-    session.flush()
+def add_token(
+    session: Session,
+    *,
+    user: User,
+    digest: str,
+    now: datetime,
+    name: str,
+    scopes: Sequence[str],
+    expires_at: datetime | None,
+    templates: Sequence[str] = (),
+    repositories: Sequence[str] = (),
+) -> Token:
+    if token_named(session, user, name) is not None:
+        raise Conflict(f"{user.name} has a key named {name!r} already")
+    token = Token(
+        user_id=user.id,
+        name=name,
+        digest=digest,
+        scopes=sorted(scopes),
+        templates=sorted(templates),
+        repositories=sorted(repositories),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(token)
+    _flush_or_conflict(session, f"{user.name} has a key named {name!r} already")
+    return token
+
+
+def token_by_digest(session: Session, digest: str) -> Token | None:
+    return session.scalar(select(Token).where(Token.digest == digest))
 
 
 def user_by_token(session: Session, digest: str) -> User | None:
-    token = session.scalar(select(Token).where(Token.digest == digest))
+    token = token_by_digest(session, digest)
     return token.user if token else None
+
+
+def token_named(session: Session, user: User, name: str) -> Token | None:
+    return session.scalar(select(Token).where(Token.user_id == user.id, Token.name == name))
+
+
+def tokens_of(session: Session, user: User) -> Sequence[Token]:
+    return session.scalars(select(Token).where(Token.user_id == user.id).order_by(Token.name)).all()
 
 
 def user_by_name(session: Session, name: str) -> User | None:

@@ -173,7 +173,9 @@ def test_events_record_who_did_what(store):
 def test_users_and_tokens_are_found_by_digest_only(store):
     with store.write() as s:
         user = q.add_user(s, name="ann", is_admin=False, now=NOW)
-        q.add_token(s, user=user, digest="d" * 64, now=NOW)
+        q.add_token(
+            s, user=user, digest="d" * 64, now=NOW, name="k", scopes=["read"], expires_at=None
+        )
     with store.read() as s:
         assert q.user_by_token(s, "d" * 64).name == "ann"
         assert q.user_by_token(s, "e" * 64) is None
