@@ -81,7 +81,7 @@ def doctor(output: Output = "table") -> None:
     as_json = check_output(output)
     checks: list[tuple[str, bool, str]] = []
     resolved = ctx.resolve(name=G.context, server=G.server, token=G.token)
-    checks.append(("context", True, f"{resolved.name} -> {resolved.server}"))
+    checks.append(("context", True, resolved.origins()))
     try:
         client = api_client()
         me = client.get("/api/v1/whoami")

@@ -1,0 +1,204 @@
+"""Who `bay` speaks as (`bay auth status`), and every refused token said with where it
+came from and how to mend it: real servers, `bay` as a subprocess or in-process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from launchbay.cli import context
+from tests.support import ServerProcess, free_port
+
+
+def as_a_person(
+    server: ServerProcess, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`bay` with no BAY_* variables (the config file or the flags say where and who), its
+    standard input a pipe holding `stdin`."""
+    return subprocess.run(
+        [sys.executable, "-m", "launchbay", *args],
+        env=server.env | (env or {}),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def config_of(server: ServerProcess) -> Path:
+    return server.home / "config" / "launchbay" / "config.json"
+
+
+def add_context(server: ServerProcess, name: str, **entry: str) -> None:
+    """A context written into the server's config file as `bay login` would."""
+    saved = json.loads(config_of(server).read_text())
+    saved["contexts"][name] = {"server": server.url, **entry}
+    config_of(server).write_text(json.dumps(saved))
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip()
+
+
+# 3. bay auth status
+
+
+def test_auth_status_names_where_the_server_and_the_token_came_from(server):
+    by_env = server.bay("auth", "status")
+    assert by_env.returncode == 0, by_env.stderr
+    assert by_env.stdout == (
+        f"server       {server.url}  (from BAY_SERVER)\n"
+        "signed in as admin  (admin)\n"
+        "token        from BAY_TOKEN\n"
+    )
+    by_flags = as_a_person(
+        server, "--server", server.url, "--token", server.admin_token, "auth", "status"
+    )
+    assert "(from --server)" in by_flags.stdout and "token        from --token" in by_flags.stdout
+    add_context(server, "default", token=server.admin_token)
+    by_context = as_a_person(server, "--context", "default", "auth", "status", "-o", "json")
+    assert by_context.returncode == 0, by_context.stderr
+    from_context = {"kind": "context", "name": "default", "file": str(config_of(server))}
+    assert json.loads(by_context.stdout) == {
+        "server": server.url,
+        "server_from": from_context,
+        "name": "admin",
+        "admin": True,
+        "token_from": from_context,
+    }
+
+
+def test_auth_status_of_the_local_context_names_the_servers_token_file(server):
+    shown = as_a_person(server, "auth", "status")
+    assert shown.returncode == 0, shown.stderr
+    token_file = server.data_dir / "admin-token"
+    assert f"(from context 'local' ({config_of(server)}))" in shown.stdout
+    assert f"token        from context 'local' ({token_file})" in shown.stdout
+
+
+@pytest.fixture
+def whoami() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A stand-in server whose `GET /api/v1/whoami` answers what the test puts in the
+    dict: keys are the server side's to make, and this checks how `bay` shows them."""
+    answer: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_address[1]}", answer
+    http.shutdown()
+    http.server_close()
+
+
+def test_auth_status_shows_a_keys_scopes_restrictions_and_expiry(bay, whoami, monkeypatch):
+    url, answer = whoami
+    monkeypatch.setenv("BAY_SERVER", url)
+    monkeypatch.setenv("BAY_TOKEN", "lb_key")
+    answer |= {"name": "ci-bot", "admin": False}
+    code, out, _ = bay("auth", "status")
+    assert code == 0 and "key" not in out and "scopes" not in out
+    answer["key"] = {
+        "name": "deploys",
+        "scopes": ["read", "deploy"],
+        "templates": ["demo"],
+        "repositories": [],
+        "expires_at": "2999-01-01T00:00:00Z",
+        "last_used_at": None,
+    }
+    code, out, _ = bay("auth", "status")
+    assert code == 0
+    key_lines = out.splitlines()[3:]
+    assert key_lines[:4] == [
+        "key          deploys",
+        "scopes       read, deploy",
+        "templates    demo",
+        "repositories any",
+    ]
+    assert key_lines[4].startswith("expires      2999-01-01T00:00:00Z (in ")
+    assert key_lines[5:] == ["last used    never"]
+    code, out, _ = bay("auth", "status", "-o", "json")
+    assert json.loads(out)["key"] == answer["key"]
+
+
+# 4. every 401 says which token, from where, and how to mend it
+
+
+def test_a_refused_token_is_named_with_its_source_and_the_fix_by_any_command(server):
+    by_env = server.bay("space", "list", token="lb_nope")
+    assert by_env.returncode == 4
+    assert one_line(by_env) == (
+        f"bay: the token from BAY_TOKEN is not accepted by {server.url} (invalid token): "
+        "unset BAY_TOKEN to use the context's, or set it to a token the server knows"
+    )
+    by_flag = as_a_person(server, "--server", server.url, "--token", "lb_nope", "auth", "status")
+    assert by_flag.returncode == 4
+    assert one_line(by_flag).startswith("bay: the token from --token is not accepted by")
+    add_context(server, "team", token="lb_stale")
+    stale = as_a_person(server, "--context", "team", "template", "list")
+    assert stale.returncode == 4
+    assert one_line(stale) == (
+        f"bay: the token from context 'team' ({config_of(server)}) is not accepted by "
+        f"{server.url} (invalid token): "
+        f"run `bay login {server.url} --with-token --name team`, or set BAY_TOKEN"
+    )
+
+
+def test_no_token_at_all_says_how_to_get_one(server):
+    add_context(server, "bare")
+    bare = as_a_person(server, "--context", "bare", "auth", "status")
+    assert bare.returncode == 4
+    assert one_line(bare) == (
+        f"bay: no token for {server.url}: "
+        f"run `bay login {server.url} --with-token --name bare`, or set BAY_TOKEN"
+    )
+
+
+def test_a_context_without_a_token_never_borrows_the_local_admin_token(bay):
+    context.default_token_file().parent.mkdir(parents=True)
+    context.default_token_file().write_text("lb_local_admin\n")
+    context.set_context("team", server="https://lb.example.com")
+    assert context.resolve().token is None
+    assert context.resolve(name="local").token == "lb_local_admin"
+
+
+# 5. bay doctor says where the server and the token really came from
+
+
+def test_doctor_credits_the_variables_or_flags_that_overrode_the_context(bay, server, monkeypatch):
+    context.set_context("local", server=f"http://127.0.0.1:{free_port()}", token="lb_old")
+    monkeypatch.setenv("BAY_SERVER", server.url)
+    monkeypatch.setenv("BAY_TOKEN", server.admin_token)
+    code, out, _ = bay("doctor", "-o", "json")
+    checks = {c["check"]: c["detail"] for c in json.loads(out)}
+    assert code == 0 and checks["context"] == (
+        f"server {server.url} from BAY_SERVER; token from BAY_TOKEN"
+    )
+    monkeypatch.delenv("BAY_TOKEN")
+    code, out, _ = bay("--server", server.url, "doctor", "-o", "json")
+    checks = {c["check"]: c["detail"] for c in json.loads(out)}
+    assert code == 1 and checks["context"] == (
+        f"server {server.url} from --server; token from context 'local' ({context.config_path()})"
+    )
+    assert "(the server comes from --server, the token does not)" in checks["server"]
