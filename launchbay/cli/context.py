@@ -104,6 +104,22 @@ def set_context(
     save(data)
 
 
+def forget_token(data: dict[str, Any], name: str) -> bool:
+    """Remove the token a context holds, or the token file it points at, from `data`;
+    False if it had neither. A `local` that no server has recorded gets an entry of its
+    own: else it would still read the default token file."""
+    entry = data["contexts"].get(name)
+    if entry is None:  # `local`, which no server has recorded yet
+        if _read_token_file(default_token_file()) is None:
+            return False
+        data["contexts"][name] = {"server": DEFAULT_SERVER}
+        return True
+    held = [key for key in ("token", "token_file") if key in entry]
+    for key in held:
+        del entry[key]
+    return bool(held)
+
+
 def chosen_name(data: dict[str, Any], name: str | None = None) -> str:
     """The context's name: `name`, else BAY_CONTEXT, else the current one; an unknown
     one is a usage error (`local` always exists: `bay server` makes it)."""

@@ -31,7 +31,8 @@ app = typer.Typer(
 )
 # Help lists the commands in the order they are added here, the groups after them.
 app.command()(server)
-app.command()(access.login)
+app.command()(auth.login)
+app.command()(auth.logout)
 app.command()(access.portal)
 app.command()(access.doctor)
 app.command()(completion.completion)

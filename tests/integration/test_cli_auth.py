@@ -1,5 +1,6 @@
-"""Who `bay` speaks as (`bay auth status`), and every refused token said with where it
-came from and how to mend it: real servers, `bay` as a subprocess or in-process."""
+"""Signing in and out as a person does (`bay login`, `bay logout`, `bay auth status`),
+every refused token said with where it came from and how to mend it: real servers, `bay`
+as a subprocess or in-process."""
 
 from __future__ import annotations
 
@@ -48,6 +49,71 @@ def add_context(server: ServerProcess, name: str, **entry: str) -> None:
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     return result.stderr.strip()
+
+
+# 1. bay login --with-token
+
+
+def test_login_with_token_reads_the_token_from_standard_input(server):
+    logged = as_a_person(server, "login", server.url, "--with-token", stdin=server.admin_token)
+    assert logged.returncode == 0, logged.stderr
+    assert (
+        logged.stdout == f"logged in to {server.url} as admin; context 'default' is now current\n"
+    )
+    saved = json.loads(config_of(server).read_text())
+    assert saved["current"] == "default"
+    assert saved["contexts"]["default"] == {"server": server.url, "token": server.admin_token}
+    assert as_a_person(server, "space", "list").returncode == 0
+
+
+def test_login_with_standard_input_piped_reads_it_rather_than_prompting(server):
+    logged = as_a_person(server, "login", server.url, "--name", "ci", stdin=server.admin_token)
+    assert logged.returncode == 0, logged.stderr
+    assert "GetPassWarning" not in logged.stderr and "Token:" not in logged.stdout
+    assert json.loads(config_of(server).read_text())["current"] == "ci"
+
+
+def test_an_empty_or_refused_token_is_one_line_and_leaves_the_config_file_as_it_was(server):
+    before = config_of(server).read_bytes()  # the server's own `local` context
+    empty = as_a_person(server, "login", server.url, "--with-token", stdin="\n")
+    assert empty.returncode == 2
+    assert one_line(empty) == "bay: the token is empty: pipe it to `bay login SERVER --with-token`"
+    refused = as_a_person(server, "login", server.url, "--with-token", stdin="lb_nope\n")
+    assert refused.returncode == 4
+    assert one_line(refused) == (
+        f"bay: the token from standard input is not accepted by {server.url} (invalid token): "
+        f"check the token, then run `bay login {server.url} --with-token` again"
+    )
+    assert config_of(server).read_bytes() == before
+
+
+# 2. bay logout
+
+
+def test_logout_forgets_the_token_of_the_current_or_the_named_context(bay):
+    context.set_context("team", server="https://lb.example.com", token="lb_team")
+    context.set_context("other", server="https://other.example.com", token="lb_other", use=False)
+    assert bay("logout") == (0, "logged out of context 'team' (https://lb.example.com)\n", "")
+    assert bay("logout", "--context", "other")[:2] == (
+        0,
+        "logged out of context 'other' (https://other.example.com)\n",
+    )
+    saved = json.loads(context.config_path().read_text())
+    assert saved["contexts"] == {
+        "team": {"server": "https://lb.example.com"},
+        "other": {"server": "https://other.example.com"},
+    }
+    assert bay("logout") == (0, "context 'team' has no token: nothing to log out of\n", "")
+    code, _, err = bay("logout", "--context", "nope")
+    assert (code, err) == (2, "bay: no context named 'nope'; see `bay context list`\n")
+
+
+def test_logging_out_of_local_forgets_the_servers_token_file_too(bay, tmp_path):
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("lb_admin\n")
+    context.set_context("local", server="http://127.0.0.1:9", token_file=str(token_file))
+    assert bay("logout")[0] == 0
+    assert context.resolve().token is None and token_file.exists()
 
 
 # 3. bay auth status
