@@ -137,5 +137,18 @@ def refused(context: Context, detail: str) -> str:
     return f"the token from {origin} is not accepted by {server} ({detail}): {fix}"
 
 
+def answers(url: str, *, timeout: float = 2.0) -> bool:
+    """Whether an HTTP server answers at `url` (any status will do): a GET on /healthz."""
+    request = urllib.request.Request(url.rstrip("/") + "/healthz", method="GET")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
+            return True
+    except urllib.error.HTTPError as e:
+        with e:
+            return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def _param(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)

@@ -1,7 +1,8 @@
 """Where the server is and which token to use: contexts, like kubectl's.
 
 The config file lives in the XDG config folder. `bay server` records itself as the
-`local` context, pointing at its admin token file rather than copying the token.
+`local` context (`local-PORT` while `local` points at another server that answers),
+pointing at its admin token file rather than copying the token.
 BAY_SERVER and BAY_TOKEN override whatever the context says; each resolved context says
 where its server and its token came from, so that an error can name the one to mend.
 """

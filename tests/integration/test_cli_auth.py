@@ -1,6 +1,6 @@
 """Signing in and out as a person does (`bay login`, `bay logout`, `bay auth status`),
-every refused token said with where it came from and how to mend it: real servers, `bay`
-as a subprocess or in-process."""
+every refused token said with where it came from and how to mend it, and the contexts
+`bay server` writes: real servers, `bay` as a subprocess or in-process."""
 
 from __future__ import annotations
 
@@ -268,3 +268,45 @@ def test_doctor_credits_the_variables_or_flags_that_overrode_the_context(bay, se
         f"server {server.url} from --server; token from context 'local' ({context.config_path()})"
     )
     assert "(the server comes from --server, the token does not)" in checks["server"]
+
+
+# 6. bay server never takes over a context whose server still answers
+
+
+def test_a_second_server_writes_its_own_context_while_the_first_still_answers(tmp_path, templates):
+    shared = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    first, second = (
+        ServerProcess(home=tmp_path / name, templates=templates, extra_env=shared)
+        for name in ("first", "second")
+    )
+    for s in (first, second):
+        s.home.mkdir()
+    config = tmp_path / "config" / "launchbay" / "config.json"
+    try:
+        first.start()
+        assert "context 'local' written: there was no context 'local'" in first.log()
+        second.start()
+        assert (
+            f"context 'local-{second.port}' written: context 'local' points at {first.url}, "
+            f"which still answers; `bay context use local-{second.port}` to use it"
+        ) in second.log()
+        saved = json.loads(config.read_text())
+        assert saved["current"] == "local"
+        assert saved["contexts"]["local"]["server"] == first.url
+        assert saved["contexts"][f"local-{second.port}"]["server"] == second.url
+        shown = as_a_person(first, "auth", "status")
+        assert f"server       {first.url}" in shown.stdout, shown.stderr
+
+        first.stop()
+        second.stop()
+        second.start()  # `local` no longer answers: it is this server's now
+        assert f"context 'local' written: {first.url}, where it pointed, does not answer" in (
+            second.log()
+        )
+        second.stop()
+        second.start()
+        assert f"context 'local' written: it points at {second.url}, this server" in second.log()
+        assert json.loads(config.read_text())["contexts"]["local"]["server"] == second.url
+    finally:
+        first.stop()
+        second.stop()
