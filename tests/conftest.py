@@ -93,6 +93,33 @@ def server(tmp_path: Path, templates: Path) -> Iterator[ServerProcess]:
     s.stop()
 
 
+@pytest.fixture
+def bay(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """The CLI in-process, with a config folder of its own and no BAY_* variables:
+    `bay(*args)` gives its exit status, standard output and standard error. (Modules that
+    test the engine name their own assembly `bay`.)"""
+    import sys
+
+    from launchbay.cli.main import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for name in ("BAY_SERVER", "BAY_TOKEN", "BAY_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["bay", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
 # Tests that need an outside component are marked by the fixtures they use, so that
 # `pytest -m "not docker"` and the like run the rest; the README's command runs them all.
 _MARK_BY_FIXTURE = {

@@ -1,6 +1,6 @@
-"""Who you are and which server `bay` speaks to: `bay user`, `bay login`, `bay portal`,
-`bay context` and `bay doctor`. login, portal and doctor are top-level commands, which
-main.py adds to the root app in their place in the help."""
+"""Users, contexts and the server's health: `bay user`, `bay portal`, `bay context` and
+`bay doctor` (signing in and out is auth.py's). portal and doctor are top-level commands,
+which main.py adds to the root app in their place in the help."""
 
 from typing import Annotated
 
@@ -21,23 +21,6 @@ def user_create(
     """Create a user and print their token (shown once)."""
     created = api_client().post("/api/v1/users", {"name": name, "admin": admin})
     print(created["token"])
-
-
-def login(
-    server_url: Annotated[
-        str, typer.Argument(metavar="SERVER", help="e.g. https://launchbay.example.com")
-    ],
-    token: Annotated[str, typer.Option(prompt=True, hide_input=True, help="your API token")],
-    name: Annotated[str, typer.Option(help="context name")] = "default",
-) -> None:
-    """Save a server and token as a context and switch to it."""
-    from launchbay.cli.client import Client
-
-    client = Client(ctx.Context(name=name, server=server_url, token=token))
-    G.clients.append(client)
-    me = client.get("/api/v1/whoami")
-    ctx.set_context(name, server=server_url, token=token)
-    print(f"logged in to {server_url} as {me['name']}; context {name!r} is now current")
 
 
 def portal(
@@ -81,7 +64,7 @@ def doctor(output: Output = "table") -> None:
     as_json = check_output(output)
     checks: list[tuple[str, bool, str]] = []
     resolved = ctx.resolve(name=G.context, server=G.server, token=G.token)
-    checks.append(("context", True, f"{resolved.name} -> {resolved.server}"))
+    checks.append(("context", True, resolved.origins()))
     try:
         client = api_client()
         me = client.get("/api/v1/whoami")

@@ -113,9 +113,41 @@ class Client:
             detail = answer.get("detail", text) if isinstance(answer, dict) else text
         except ValueError:
             detail = text or reason
-        if status == 401 and not self.context.token:
-            detail = f"{detail} (no token found: run `bay login` or set BAY_TOKEN)"
+        if status == 401:
+            return CliError(refused(self.context, str(detail)), ExitStatus.UNAUTHORIZED)
         return CliError(str(detail), HTTP_EXIT.get(status, ExitStatus.ERROR))
+
+
+def refused(context: Context, detail: str) -> str:
+    """A 401 as one line: which token, from where, was refused by which server, and how to
+    mend it. Every command's 401 comes through here, `bay login`'s too."""
+    server, origin = context.server, context.token_origin
+    login = f"bay login {server} --with-token"
+    if context.name != "default":
+        login += f" --name {context.name}"
+    fix = {
+        "flag": "pass a token it knows to --token, or leave --token out",
+        "env": "unset BAY_TOKEN to use the context's, or set it to a token the server knows",
+        "input": f"check the token, then run `{login}` again",
+    }.get(origin.kind, f"run `{login}`, or set BAY_TOKEN")
+    if context.server_origin.kind in ("flag", "env") and origin.kind == "context":
+        fix += f" (the server comes from {context.server_origin}, the token does not)"
+    if origin.kind == "none":
+        return f"no token for {server}: {fix}"  # the server's detail speaks of headers
+    return f"the token from {origin} is not accepted by {server} ({detail}): {fix}"
+
+
+def answers(url: str, *, timeout: float = 2.0) -> bool:
+    """Whether an HTTP server answers at `url` (any status will do): a GET on /healthz."""
+    request = urllib.request.Request(url.rstrip("/") + "/healthz", method="GET")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
+            return True
+    except urllib.error.HTTPError as e:
+        with e:
+            return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def _param(value: Any) -> str:

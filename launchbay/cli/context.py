@@ -1,8 +1,10 @@
 """Where the server is and which token to use: contexts, like kubectl's.
 
 The config file lives in the XDG config folder. `bay server` records itself as the
-`local` context, pointing at its admin token file rather than copying the token.
-BAY_SERVER and BAY_TOKEN override whatever the context says.
+`local` context (`local-PORT` while `local` points at another server that answers),
+pointing at its admin token file rather than copying the token.
+BAY_SERVER and BAY_TOKEN override whatever the context says; each resolved context says
+where its server and its token came from, so that an error can name the one to mend.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from launchbay.cli.errors import CliError, ExitStatus
 
@@ -28,11 +30,35 @@ def default_token_file() -> Path:
     return Path(base) / "launchbay" / "admin-token"
 
 
+OriginKind = Literal["flag", "env", "context", "input", "default", "none"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a server URL or a token came from: a flag, a BAY_* variable, a context (its
+    `file`: the config file, or the token file it points at), what `bay login` read, the
+    default, or nowhere."""
+
+    kind: OriginKind
+    name: str = ""
+    file: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "context":
+            return f"context {self.name!r} ({self.file})"
+        return self.name or self.kind
+
+
 @dataclass(frozen=True)
 class Context:
     name: str
     server: str
     token: str | None
+    server_origin: Origin = Origin("default", "the default")
+    token_origin: Origin = Origin("none", "nowhere")
+
+    def origins(self) -> str:
+        return f"server {self.server} from {self.server_origin}; token from {self.token_origin}"
 
 
 def load() -> dict[str, Any]:
@@ -79,23 +105,73 @@ def set_context(
     save(data)
 
 
+def forget_token(data: dict[str, Any], name: str) -> bool:
+    """Remove the token a context holds, or the token file it points at, from `data`;
+    False if it had neither. A `local` that no server has recorded gets an entry of its
+    own: else it would still read the default token file."""
+    entry = data["contexts"].get(name)
+    if entry is None:  # `local`, which no server has recorded yet
+        if _read_token_file(default_token_file()) is None:
+            return False
+        data["contexts"][name] = {"server": DEFAULT_SERVER}
+        return True
+    held = [key for key in ("token", "token_file") if key in entry]
+    for key in held:
+        del entry[key]
+    return bool(held)
+
+
+def chosen_name(data: dict[str, Any], name: str | None = None) -> str:
+    """The context's name: `name`, else BAY_CONTEXT, else the current one; an unknown
+    one is a usage error (`local` always exists: `bay server` makes it)."""
+    chosen: str = name or os.environ.get("BAY_CONTEXT") or data.get("current") or "local"
+    if chosen not in data["contexts"] and chosen != "local":
+        raise CliError(f"no context named {chosen!r}; see `bay context list`", ExitStatus.USAGE)
+    return chosen
+
+
 def resolve(
     *, name: str | None = None, server: str | None = None, token: str | None = None
 ) -> Context:
     """The context to use: flags, then BAY_* variables, then the config file, then defaults."""
     data = load()
-    chosen = name or os.environ.get("BAY_CONTEXT") or data.get("current") or "local"
-    entry = data["contexts"].get(chosen)
-    if entry is None and chosen != "local":
-        raise CliError(f"no context named {chosen!r}; see `bay context list`", ExitStatus.USAGE)
-    entry = entry or {}
-    url = server or os.environ.get("BAY_SERVER") or entry.get("server") or DEFAULT_SERVER
-    secret = token or os.environ.get("BAY_TOKEN") or entry.get("token") or _read_token_file(entry)
-    return Context(name=chosen, server=url.rstrip("/"), token=secret)
+    chosen = chosen_name(data, name)
+    entry: dict[str, str] | None = data["contexts"].get(chosen)
+    saved = entry or {}
+    url, server_origin = _first(
+        (server, Origin("flag", "--server")),
+        (os.environ.get("BAY_SERVER"), Origin("env", "BAY_SERVER")),
+        (saved.get("server"), Origin("context", chosen, str(config_path()))),
+        (DEFAULT_SERVER, Origin("default", "the default")),
+    )
+    file = _token_file(chosen, entry)
+    secret, token_origin = _first(
+        (token, Origin("flag", "--token")),
+        (os.environ.get("BAY_TOKEN"), Origin("env", "BAY_TOKEN")),
+        (saved.get("token"), Origin("context", chosen, str(config_path()))),
+        (_read_token_file(file), Origin("context", chosen, str(file))),
+        (None, Origin("none", "nowhere")),
+    )
+    return Context(chosen, (url or "").rstrip("/"), secret, server_origin, token_origin)
 
 
-def _read_token_file(entry: dict[str, str]) -> str | None:
-    path = Path(entry["token_file"]) if "token_file" in entry else default_token_file()
+def _first(*candidates: tuple[str | None, Origin]) -> tuple[str | None, Origin]:
+    """The first value given, with where it came from (the last candidate otherwise)."""
+    return next(((v, o) for v, o in candidates if v), candidates[-1])
+
+
+def _token_file(chosen: str, entry: dict[str, str] | None) -> Path | None:
+    """The token file a context points at. Only the `local` context that no server has
+    recorded yet falls back to the default one: any other would send the local admin token
+    to its own server."""
+    if entry is None:
+        return default_token_file() if chosen == "local" else None
+    return Path(entry["token_file"]) if "token_file" in entry else None
+
+
+def _read_token_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
     try:
         return path.read_text().strip() or None
     except OSError:

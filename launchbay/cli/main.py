@@ -1,6 +1,6 @@
 """The `bay` command: the root app, its global options, and the one error translator.
-Each command group lives in its own module (space, template, notify, access, ci, server,
-completion); this one only assembles them. Heavy modules (rich, yaml, the server) are
+Each command group lives in its own module (space, template, notify, auth, access, ci,
+server, completion); this one only assembles them. Heavy modules (rich, yaml, the server) are
 imported only when used, so that quick commands start fast; nothing of the server stack is
 on the client's path. Annotations are evaluated at import (no `from __future__ import
 annotations`) here and in every module that declares commands: typer reads every command's
@@ -14,7 +14,7 @@ import typer
 from typer._click.exceptions import ClickException  # typer's own copy of click
 
 from launchbay import __version__
-from launchbay.cli import access, completion
+from launchbay.cli import access, auth, completion
 from launchbay.cli.ci import ci_app
 from launchbay.cli.common import G
 from launchbay.cli.errors import CliError, ExitStatus
@@ -31,12 +31,14 @@ app = typer.Typer(
 )
 # Help lists the commands in the order they are added here, the groups after them.
 app.command()(server)
-app.command()(access.login)
+app.command()(auth.login)
+app.command()(auth.logout)
 app.command()(access.portal)
 app.command()(access.doctor)
 app.command()(completion.completion)
 app.add_typer(space_app, name="space")
 app.add_typer(template_app, name="template")
+app.add_typer(auth.auth_app, name="auth")
 app.add_typer(access.user_app, name="user")
 app.add_typer(access.context_app, name="context")
 app.add_typer(notify_app, name="notify")

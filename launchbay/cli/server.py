@@ -219,23 +219,54 @@ def _plain(value: Any) -> Any:
 
 
 def _serve(settings: "ServerSettings") -> None:
-    """Serve until stopped. Once listening, the server is recorded as the `local` context,
-    which becomes current if it was already or no other context is."""
+    """Serve until stopped. Once listening, the server records itself as a context."""
     from launchbay.server import serve
 
-    def record_local_context() -> None:
-        ctx.set_context(
-            "local",
-            server=settings.url,
-            token_file=str(settings.token_file),
-            use=ctx.load().get("current", "local") == "local",
-        )
+    def record_context() -> None:
+        print(_record_context(settings), flush=True)
 
     from launchbay.domain.errors import Invalid, LaunchbayError
 
     try:
-        serve(settings, on_listening=record_local_context)
+        serve(settings, on_listening=record_context)
     except Invalid as e:
         raise CliError(e.message, ExitStatus.USAGE) from e
     except LaunchbayError as e:  # what it needs does not answer (its database, a runtime)
         raise CliError(e.message, ExitStatus.UNREACHABLE) from e
+
+
+def _record_context(settings: "ServerSettings") -> str:
+    """Record this server as the CLI's `local` context, unless `local` points at another
+    server that still answers (the demo's `bay space list` would reach the wrong one):
+    then as `local-PORT`. The current context stays as it is. Says which context it
+    wrote, and why, in one line."""
+    from launchbay.cli.client import answers
+
+    contexts = ctx.load()["contexts"]
+    busy: list[str] = []
+    for name in ("local", f"local-{settings.port}"):
+        other = contexts.get(name, {}).get("server")
+        if other is None:
+            why = f"there was no context {name!r}"
+        elif _same_server(other, settings.url):
+            why = f"it points at {other}, this server"
+        elif answers(other):
+            busy.append(f"context {name!r} points at {other}, which still answers")
+            continue
+        else:
+            why = f"{other}, where it pointed, does not answer"
+        ctx.set_context(name, server=settings.url, token_file=str(settings.token_file), use=False)
+        if busy:
+            return f"context {name!r} written: {busy[0]}; `bay context use {name}` to use it"
+        return f"context {name!r} written: {why}"
+    return f"no context written: {'; '.join(busy)}"
+
+
+def _same_server(a: str, b: str) -> bool:
+    """Whether two URLs name one host and port (`localhost` and 127.0.0.1 alike)."""
+    from urllib.parse import urlsplit
+
+    def where(url: str) -> str:
+        return urlsplit(url.lower()).netloc.replace("localhost", "127.0.0.1")
+
+    return where(a) == where(b)

@@ -13,28 +13,7 @@ import pytest
 import yaml
 
 from launchbay.cli import context
-from launchbay.cli.main import main
 from tests.support import free_port
-
-
-@pytest.fixture
-def bay(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    for name in ("BAY_SERVER", "BAY_TOKEN", "BAY_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["bay", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_version_prints_and_exits_zero(bay):

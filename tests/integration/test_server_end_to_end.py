@@ -263,7 +263,9 @@ def test_missing_or_invalid_tokens_get_401(server):
     wrong = httpx.get(f"{server.url}/api/v1/spaces", headers={"Authorization": "Bearer lb_nope"})
     assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid token"
     result = server.bay("space", "list", token="lb_nope")
-    assert result.returncode == 4 and result.stderr.strip() == "bay: invalid token"
+    assert result.returncode == 4 and result.stderr.startswith(
+        f"bay: the token from BAY_TOKEN is not accepted by {server.url} (invalid token): "
+    )
 
 
 def test_concurrent_creates_of_one_name_let_exactly_one_win(server):
