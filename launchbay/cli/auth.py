@@ -125,5 +125,4 @@ def _key_lines(key: dict[str, Any] | None) -> list[tuple[str, str]]:
         ("templates", listed(key.get("templates"), "any")),
         ("repositories", listed(key.get("repositories"), "any")),
         ("expires", when(key.get("expires_at"), "never")),
-        ("last used", when(key.get("last_used_at"), "never")),
     ]

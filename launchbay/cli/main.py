@@ -14,7 +14,7 @@ import typer
 from typer._click.exceptions import ClickException  # typer's own copy of click
 
 from launchbay import __version__
-from launchbay.cli import access, auth, completion
+from launchbay.cli import access, auth, completion, keys
 from launchbay.cli.ci import ci_app
 from launchbay.cli.common import G
 from launchbay.cli.errors import CliError, ExitStatus
@@ -38,6 +38,7 @@ app.command()(access.doctor)
 app.command()(completion.completion)
 app.add_typer(space_app, name="space")
 app.add_typer(template_app, name="template")
+auth.auth_app.add_typer(keys.token_app, name="token")
 app.add_typer(auth.auth_app, name="auth")
 app.add_typer(access.user_app, name="user")
 app.add_typer(access.context_app, name="context")

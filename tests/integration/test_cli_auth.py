@@ -7,13 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from launchbay.cli import context
 from tests.support import ServerProcess, free_port
@@ -81,7 +75,7 @@ def test_an_empty_or_refused_token_is_one_line_and_leaves_the_config_file_as_it_
     refused = as_a_person(server, "login", server.url, "--with-token", stdin="lb_nope\n")
     assert refused.returncode == 4
     assert one_line(refused) == (
-        f"bay: the token from standard input is not accepted by {server.url} (invalid token): "
+        f"bay: the token from standard input is not accepted by {server.url} (invalid token: it was never made, or it was revoked): "
         f"check the token, then run `bay login {server.url} --with-token` again"
     )
     assert config_of(server).read_bytes() == before
@@ -126,6 +120,11 @@ def test_auth_status_names_where_the_server_and_the_token_came_from(server):
         f"server       {server.url}  (from BAY_SERVER)\n"
         "signed in as admin  (admin)\n"
         "token        from BAY_TOKEN\n"
+        "key          bootstrap\n"
+        "scopes       admin, deploy, read, spaces\n"
+        "templates    any\n"
+        "repositories any\n"
+        "expires      never\n"
     )
     by_flags = as_a_person(
         server, "--server", server.url, "--token", server.admin_token, "auth", "status"
@@ -141,6 +140,13 @@ def test_auth_status_names_where_the_server_and_the_token_came_from(server):
         "name": "admin",
         "admin": True,
         "token_from": from_context,
+        "key": {
+            "name": "bootstrap",
+            "scopes": ["admin", "deploy", "read", "spaces"],
+            "templates": [],
+            "repositories": [],
+            "expires_at": None,
+        },
     }
 
 
@@ -152,60 +158,7 @@ def test_auth_status_of_the_local_context_names_the_servers_token_file(server):
     assert f"token        from context 'local' ({token_file})" in shown.stdout
 
 
-@pytest.fixture
-def whoami() -> Iterator[tuple[str, dict[str, Any]]]:
-    """A stand-in server whose `GET /api/v1/whoami` answers what the test puts in the
-    dict: keys are the server side's to make, and this checks how `bay` shows them."""
-    answer: dict[str, Any] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_address[1]}", answer
-    http.shutdown()
-    http.server_close()
-
-
-def test_auth_status_shows_a_keys_scopes_restrictions_and_expiry(bay, whoami, monkeypatch):
-    url, answer = whoami
-    monkeypatch.setenv("BAY_SERVER", url)
-    monkeypatch.setenv("BAY_TOKEN", "lb_key")
-    answer |= {"name": "ci-bot", "admin": False}
-    code, out, _ = bay("auth", "status")
-    assert code == 0 and "key" not in out and "scopes" not in out
-    answer["key"] = {
-        "name": "deploys",
-        "scopes": ["read", "deploy"],
-        "templates": ["demo"],
-        "repositories": [],
-        "expires_at": "2999-01-01T00:00:00Z",
-        "last_used_at": None,
-    }
-    code, out, _ = bay("auth", "status")
-    assert code == 0
-    key_lines = out.splitlines()[3:]
-    assert key_lines[:4] == [
-        "key          deploys",
-        "scopes       read, deploy",
-        "templates    demo",
-        "repositories any",
-    ]
-    assert key_lines[4].startswith("expires      2999-01-01T00:00:00Z (in ")
-    assert key_lines[5:] == ["last used    never"]
-    code, out, _ = bay("auth", "status", "-o", "json")
-    assert json.loads(out)["key"] == answer["key"]
+# A key's scopes, limits and expiry in `bay auth status`: tests/integration/test_keys.py.
 
 
 # 4. every 401 says which token, from where, and how to mend it
@@ -215,7 +168,7 @@ def test_a_refused_token_is_named_with_its_source_and_the_fix_by_any_command(ser
     by_env = server.bay("space", "list", token="lb_nope")
     assert by_env.returncode == 4
     assert one_line(by_env) == (
-        f"bay: the token from BAY_TOKEN is not accepted by {server.url} (invalid token): "
+        f"bay: the token from BAY_TOKEN is not accepted by {server.url} (invalid token: it was never made, or it was revoked): "
         "unset BAY_TOKEN to use the context's, or set it to a token the server knows"
     )
     by_flag = as_a_person(server, "--server", server.url, "--token", "lb_nope", "auth", "status")
@@ -226,7 +179,7 @@ def test_a_refused_token_is_named_with_its_source_and_the_fix_by_any_command(ser
     assert stale.returncode == 4
     assert one_line(stale) == (
         f"bay: the token from context 'team' ({config_of(server)}) is not accepted by "
-        f"{server.url} (invalid token): "
+        f"{server.url} (invalid token: it was never made, or it was revoked): "
         f"run `bay login {server.url} --with-token --name team`, or set BAY_TOKEN"
     )
 

@@ -210,3 +210,49 @@ def test_the_first_token_of_a_user_expires_within_the_servers_maximum(server, an
     assert first["name"] == "first" and first["expires_at"] is not None
     with server.client() as admin:
         assert admin.get("/api/v1/whoami").json()["key"]["expires_at"] is None  # bootstrap
+
+
+def test_bay_auth_token_makes_lists_rotates_and_revokes_keys(server, ann):
+    def bay(*args: str, token: str = ann):
+        return server.bay(*args, token=token)
+
+    made = bay("auth", "token", "create", "ci", "--scope", "deploy", "--expires", "7d",
+               "--template", "quick", "--repository", "acme/shop")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    ci = made.stdout.strip()
+    assert ci.startswith("lb_") and len(made.stdout.splitlines()) == 1
+    listed = bay("auth", "token", "list")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if " ci " in line)
+    assert "deploy" in row and "quick, acme/shop" in row and "in 6d" in row
+    status = bay("auth", "status", token=ci)
+    assert status.returncode == 0, status.stderr
+    assert "token        from BAY_TOKEN" in status.stdout
+    assert "key          ci\nscopes       deploy\ntemplates    quick\n" in status.stdout
+    assert "repositories acme/shop\nexpires      " in status.stdout and "(in 6d" in status.stdout
+    rotated = bay("auth", "token", "rotate", "ci")
+    assert rotated.returncode == 0 and rotated.stdout.strip() != ci
+    assert bay("auth", "status", token=ci).returncode != 0
+    assert bay("auth", "status", token=rotated.stdout.strip()).returncode == 0
+    revoked = bay("auth", "token", "revoke", "ci")
+    assert revoked.returncode == 0 and "key 'ci' of ann revoked" in revoked.stdout
+    gone = bay("auth", "status", token=rotated.stdout.strip())
+    assert gone.returncode == 4 and "revoked" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("create", "x", "--scope", "write", "--expires", "1d"), "unknown scope 'write'"),
+        (("create", "x", "--scope", "read", "--expires", "1y"), "1y"),
+        (("create", "x", "--scope", "read"), "--expires"),
+        (("revoke", "nope"), "ann has no key named 'nope'"),
+        (("list", "--user", "admin"), "only an admin"),
+    ],
+)
+def test_bay_auth_token_bad_input_is_one_line_and_changes_nothing(server, ann, args, said):
+    result = server.bay("auth", "token", *args, token=ann)
+    assert result.returncode != 0
+    assert said in result.stderr and "Traceback" not in result.stderr
+    with server.client(ann) as c:
+        assert [k["name"] for k in c.get("/api/v1/keys").json()] == ["first"]
