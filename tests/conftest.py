@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from launchbay.store.db import Store, sqlite_url
-from tests.support import EXAMPLES, ROOT, UNPRIVILEGED_HOMES, Postgres, ServerProcess
+from tests.support import (
+    EXAMPLES,
+    ROOT,
+    UNPRIVILEGED_HOMES,
+    Postgres,
+    ServerProcess,
+    stop_watch_threads,
+)
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +66,7 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         kubelet = Kubelet(url, prefix="lbt-")
         yield url, helm
         kubelet.stop()
+        stop_watch_threads()
 
 
 @pytest.fixture
@@ -152,6 +160,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Launchbay's labels and the test folders (pytest's temporary folders and the demo's)."""
     from tests.leftovers import find_leftovers, remove
 
+    stop_watch_threads()
     factory = getattr(session.config, "_tmp_path_factory", None)
     if factory is None or session.config.option.collectonly:
         return

@@ -500,3 +500,22 @@ def inprocess_server(settings: Any) -> Iterator[tuple[str, Any]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def stop_watch_threads(timeout: float = 5.0) -> int:
+    """Stop the Kubernetes watch caches that tests' runtimes left running (a runtime not
+    closed), so that none keeps calling an emulated cluster that is gone for the rest of the
+    run, nor runs while the interpreter shuts down (a run once aborted there). How many."""
+    import threading
+
+    from launchbay.runtimes.kubernetes.cache import WatchCache
+
+    stopped = []
+    for thread in threading.enumerate():
+        cache = getattr(getattr(thread, "_target", None), "__self__", None)
+        if isinstance(cache, WatchCache):
+            cache.stop()
+            stopped.append(thread)
+    for thread in stopped:
+        thread.join(timeout)
+    return len(stopped)

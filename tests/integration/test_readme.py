@@ -57,6 +57,7 @@ class Demo:
             if line.startswith("demo ready: "):
                 self.url = line.removeprefix("demo ready: ").strip()
                 return
+        self.process.communicate()
         pytest.fail("the demo ended before it was ready:\n" + "".join(self.output))
 
     def page(self) -> str:
@@ -71,7 +72,12 @@ class Demo:
             os.killpg(self.process.pid, signal.SIGINT)
         else:
             self.process.send_signal(signal.SIGINT)
-        rest, _ = self.process.communicate(timeout=120)
+        try:
+            rest, _ = self.process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL) if group else self.process.kill()
+            self.process.communicate()
+            raise
         assert self.process.returncode in (0, 130), "".join(self.output) + rest
         return rest
 
