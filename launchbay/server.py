@@ -360,7 +360,11 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         log.info("first start: admin token written to %s (mode 0600)", settings.token_file)
     notify = settings.config.notifications
     bay = Launchbay.of(
-        engine, notify=notify, channels=server_channels(notify), public_url=settings.url
+        engine,
+        notify=notify,
+        channels=server_channels(notify),
+        public_url=settings.url,
+        keep_audit=parse_duration(settings.tree.audit.keep),
     )
     github = None
     if settings.config.github is not None:
@@ -368,6 +372,7 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
             engine=engine,
             requests=bay.requests,
             deploys=bay.deploys,
+            audit=bay.audit,
             config=settings.config.github,
             secret=github_secret(settings.config.github),
             reporter=github_reporter(settings.config.github),

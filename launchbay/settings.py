@@ -30,6 +30,7 @@ from launchbay.domain.notices import NotifyConfig
 from launchbay.domain.urls import origin_only, redacted
 from launchbay.domain.webhooks import GitHubConfig
 from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validation_problems
+from launchbay.engine.audit import DEFAULT_KEEP
 from launchbay.engine.engine import EngineSettings
 from launchbay.engine.keys import DEFAULT_MAX_LIFE
 from launchbay.runtimes.kubernetes.kind import KubernetesSection
@@ -108,11 +109,18 @@ class AuthSection(Section):
     )
 
 
+class AuditSection(Section):
+    keep: Duration = Field(
+        default=format_duration(DEFAULT_KEEP), description="how long audit records are kept"
+    )
+
+
 class SettingsTree(Section):
     server: ServerSection = Field(default_factory=ServerSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     auth: AuthSection = Field(default_factory=AuthSection)
+    audit: AuditSection = Field(default_factory=AuditSection)
     process: ProcessSection = Field(default_factory=ProcessSection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     github: GitHubConfig | None = None

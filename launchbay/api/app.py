@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from launchbay import __version__
-from launchbay.api import docs, errors, keys, webhooks
+from launchbay.api import audit, docs, errors, keys, webhooks
 from launchbay.api.follows import Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY, Guard
 from launchbay.api.routes import router
@@ -51,11 +51,13 @@ def create_app(
     app.state.follows = follows or Follows()
     engine = bay.engine
     errors.install(app)
+    app.add_middleware(audit.Recorder, audit=bay.audit)
     app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=max_body)
     docs.install(app)
     app.include_router(router)
     app.include_router(webhooks.router)
     app.include_router(keys.router)
+    app.include_router(audit.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

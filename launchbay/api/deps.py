@@ -53,7 +53,9 @@ def actor(
     only puts the scheme into the OpenAPI description; the header is read here.)"""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return accounts(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    found = accounts(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    request.state.actor = found  # whom the audit trail names (api/audit.py)
+    return found
 
 
 RequestsDep = Annotated[Requests, Depends(requests)]

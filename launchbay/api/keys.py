@@ -30,9 +30,10 @@ def list_keys(keys: KeysDep, caller: ActorDep, user: UserQuery = None) -> list[K
 
 
 @router.post("", response_model=NewKeyOut, status_code=201)
-def create_key(body: KeyIn, keys: KeysDep, caller: ActorDep) -> NewKeyOut:
+def create_key(body: KeyIn, request: Request, keys: KeysDep, caller: ActorDep) -> NewKeyOut:
     """A new key. Its token is in this answer only. A key may make only keys that may do
     no more than it."""
+    request.state.audit_target = body.name
     new = NewKey(
         name=body.name,
         scopes=body.scopes,

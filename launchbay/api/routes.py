@@ -74,8 +74,11 @@ def get_template(name: TemplateNameIn, queries: QueriesDep) -> TemplateOut:
 
 
 @router.post("/spaces", response_model=SpaceOut, status_code=201, tags=["spaces"])
-def create_space(body: CreateSpaceIn, requests: RequestsDep, caller: ActorDep) -> SpaceOut:
-    request = CreateSpace(
+def create_space(
+    body: CreateSpaceIn, request: Request, requests: RequestsDep, caller: ActorDep
+) -> SpaceOut:
+    request.state.audit_target = body.name
+    want = CreateSpace(
         name=body.name,
         template=body.template,
         runtime=body.runtime,
@@ -84,7 +87,7 @@ def create_space(body: CreateSpaceIn, requests: RequestsDep, caller: ActorDep) -
         sets=body.overrides,
         repository=body.repository,
     )
-    return SpaceOut.of(requests.create(request, actor=caller))
+    return SpaceOut.of(requests.create(want, actor=caller))
 
 
 @router.get("/spaces", response_model=SpaceList, tags=["spaces"])
@@ -292,8 +295,9 @@ async def service_logs(
 
 
 @router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
-def create_user(body: UserIn, accounts: AccountsDep, caller: ActorDep) -> UserOut:
+def create_user(body: UserIn, request: Request, accounts: AccountsDep, caller: ActorDep) -> UserOut:
     """Admins only. The token is shown once; the server keeps only its digest."""
+    request.state.audit_target = body.name
     token = accounts.create_user(body.name, admin=body.admin, actor=caller)
     return UserOut(name=body.name, admin=body.admin, token=token)
 

@@ -14,7 +14,7 @@ import typer
 from typer._click.exceptions import ClickException  # typer's own copy of click
 
 from launchbay import __version__
-from launchbay.cli import access, auth, completion, keys
+from launchbay.cli import access, audit, auth, completion, keys
 from launchbay.cli.ci import ci_app
 from launchbay.cli.common import G
 from launchbay.cli.errors import CliError, ExitStatus
@@ -35,6 +35,7 @@ app.command()(auth.login)
 app.command()(auth.logout)
 app.command()(access.portal)
 app.command()(access.doctor)
+app.command()(audit.audit)
 app.command()(completion.completion)
 app.add_typer(space_app, name="space")
 app.add_typer(template_app, name="template")

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from launchbay.domain.notices import Channel, NotifyConfig
 from launchbay.engine import loops
+from launchbay.engine.audit import DEFAULT_KEEP, Audit
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine, Loop
 from launchbay.engine.notices import Notifier
 from launchbay.engine.provisioning import Provisioning
 from launchbay.engine.queries import Queries
 from launchbay.engine.requests import Requests
+
+# The audit trail forgets what is past its keeping once an hour.
+AUDIT_PRUNE_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class Launchbay:
     queries: Queries
     deploys: Deploys
     notifier: Notifier
+    audit: Audit
     loops: tuple[Loop, ...]
 
     @classmethod
@@ -37,6 +43,7 @@ class Launchbay:
         notify: NotifyConfig | None = None,
         channels: Sequence[Channel] = (),
         public_url: str = "http://127.0.0.1:8470",
+        keep_audit: timedelta = DEFAULT_KEEP,
     ) -> Launchbay:
         """Teach the engine's workers every job kind and make the loops."""
         provisioning = Provisioning(engine)
@@ -48,13 +55,20 @@ class Launchbay:
             channels=channels,
             public_url=public_url,
         )
+        audit = Audit(engine.store, clock=engine.clock, keep=keep_audit)
+
+        def keep_audit_trail(_: Engine) -> None:
+            audit.prune()
+
+        keeper = Loop("audit-keeper", AUDIT_PRUNE_INTERVAL, keep_audit_trail, leader_only=True)
         return cls(
             engine=engine,
             requests=requests,
             queries=Queries(engine),
             deploys=Deploys(engine, requests, provisioning),
             notifier=notifier,
-            loops=(*loops.install(engine), notifier.loop()),
+            audit=audit,
+            loops=(*loops.install(engine), notifier.loop(), keeper),
         )
 
     def start(self) -> None:

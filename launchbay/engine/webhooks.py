@@ -56,6 +56,7 @@ from launchbay.domain.webhooks import (
     space_name,
     version_of,
 )
+from launchbay.engine.audit import Audit
 from launchbay.engine.catalog import TemplateCatalog
 from launchbay.engine.deploys import Deploys
 from launchbay.engine.engine import Engine
@@ -135,8 +136,10 @@ class GitHubHooks:
         secret: bytes,
         reporter: GitHubReporter | None = None,
         portal_url: str = "",
+        audit: Audit | None = None,
     ) -> None:
         self.engine = engine
+        self.audit = audit
         self.requests = requests
         self.deploys = deploys
         self.config = config
@@ -411,6 +414,14 @@ class GitHubHooks:
             pr.reason = "" if status is DeliveryStatus.DONE else reason
             store.settle_deliveries(
                 s, pr, generation=owed.generation, status=status, reason=reason, now=now
+            )
+        if self.audit is not None:
+            self.audit.pull_request(
+                owed.origin,
+                space=owed.space,
+                opened=owed.state is PrState.OPEN,
+                now=now,
+                ok=status is DeliveryStatus.DONE,
             )
 
     def _redeploy_main(self, delivery_id: str, work: dict[str, Any]) -> None:

@@ -32,7 +32,6 @@ from launchbay.domain.errors import (
     Invalid,
     LaunchbayError,
     NotFound,
-    Unauthorized,
     http_status,
 )
 from launchbay.domain.names import parse_space_name
@@ -46,7 +45,6 @@ from launchbay.portal import views
 from launchbay.portal.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
-    SESSION_SECONDS,
     Signer,
     new_browser_id,
 )
@@ -93,9 +91,8 @@ def install(
     app.state.portal = Portal(
         bay.requests, bay.queries, bay.notifier, accounts, Signer(secret), templates
     )
-    # Errors outside the API are pages in the portal's layout, with its navigation. They
-    # are rendered on the event loop, so they name the viewer from the signed session
-    # alone: a database read there would stall every request while the pool is busy.
+    # Errors outside the API are portal pages, rendered on the event loop: they name the
+    # viewer from the signed session alone (a database read would stall every request).
     app.state.error_page = lambda request, status, message: render(
         request,
         "error.html",
@@ -104,6 +101,10 @@ def install(
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    from launchbay.portal import audit, signin  # their pages build on this module's parts
+
+    app.include_router(signin.router)
+    app.include_router(audit.router)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
@@ -132,15 +133,14 @@ def session_viewer(request: Request) -> Actor | None:
 
 
 def optional_viewer(request: Request) -> Actor | None:
-    p = portal(request)
-    name = p.signer.user(request.cookies.get(SESSION_COOKIE))
-    return p.accounts.by_name(name) if name else None
+    seen = session_viewer(request)
+    return portal(request).accounts.by_name(seen.name) if seen else None
 
 
 def viewer(request: Request) -> Actor:
-    found = optional_viewer(request)
-    if found is None:
+    if (found := optional_viewer(request)) is None:
         raise SignInRequired()
+    request.state.actor = found  # whom the audit trail names (api/audit.py)
     return found
 
 
@@ -168,68 +168,6 @@ def render(
     if CSRF_COOKIE not in request.cookies:
         response.set_cookie(CSRF_COOKIE, browser, httponly=True, samesite="strict")
     return response
-
-
-# -- signing in --------------------------------------------------------------------------------
-
-
-@router.get("/signin")
-def signin_page(request: Request, next: str = "/") -> HTMLResponse:
-    return render(request, "signin.html", {"next": _safe_next(next), "error": None})
-
-
-@router.post("/signin")
-def signin(
-    request: Request,
-    token: Annotated[str, Form()] = "",
-    csrf: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",
-) -> Response:
-    check_csrf(request, csrf)
-    try:
-        actor = portal(request).accounts.authenticate(token.strip())
-    except Unauthorized as e:
-        return render(
-            request, "signin.html", {"next": _safe_next(next), "error": e.message}, status=401
-        )
-    return _signed_in(request, actor.name, _safe_next(next))
-
-
-@router.get("/signin/link/{token}")
-def signin_link(request: Request, token: str) -> Response:
-    """A one-time link (`bay server` prints one, `bay portal` opens one): signs in once,
-    within its minute; any process on the machine can reach the portal, none can sign in
-    without a link."""
-    try:
-        actor = portal(request).accounts.redeem_signin_link(token[:100])
-    except Unauthorized as e:
-        return render(request, "signin.html", {"next": "/", "error": e.message}, status=401)
-    return _signed_in(request, actor.name, "/")
-
-
-@router.post("/signout")
-def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    check_csrf(request, csrf)
-    response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
-
-
-def _signed_in(request: Request, user: str, next_url: str) -> Response:
-    response = RedirectResponse(next_url, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        portal(request).signer.session(user),
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
-    return response
-
-
-def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
 # -- the dashboard -----------------------------------------------------------------------------
@@ -325,6 +263,7 @@ async def create_space(request: Request, who: ViewerDep) -> Response:
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     check_csrf(request, values.get("csrf"))
+    request.state.audit_target = values.get("name", "")[:63]
     return await run_in_threadpool(_create_from_form, request, who, values)
 
 

@@ -361,3 +361,22 @@ class SigninLink(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     valid_until: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditRecord(Base):
+    """One change asked of the server, as it was answered: who (a user and the credential:
+    a key, a portal session, a pull request), what, to what, from where, and the outcome."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_actor_id", "actor", "id"), Index("ix_audit_at", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(63))
+    credential: Mapped[str] = mapped_column(String(160))
+    via: Mapped[str] = mapped_column(String(16))  # api, portal, webhook
+    action: Mapped[str] = mapped_column(String(63))
+    target: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)
