@@ -365,6 +365,7 @@ def build(settings: ServerSettings, *, clock: Clock = utcnow) -> FastAPI:
         channels=server_channels(notify),
         public_url=settings.url,
         keep_audit=parse_duration(settings.tree.audit.keep),
+        quota_settings=settings.tree.quotas.settings(),
     )
     github = None
     if settings.config.github is not None:

@@ -33,6 +33,7 @@ from launchbay.domain.yamlsource import SourceMap, YamlError, load_yaml, validat
 from launchbay.engine.audit import DEFAULT_KEEP
 from launchbay.engine.engine import EngineSettings
 from launchbay.engine.keys import DEFAULT_MAX_LIFE
+from launchbay.engine.quotas import QuotaSettings
 from launchbay.runtimes.kubernetes.kind import KubernetesSection
 from launchbay.runtimes.process import ProcessSection
 
@@ -115,12 +116,23 @@ class AuditSection(Section):
     )
 
 
+class QuotasSection(Section):
+    spaces_per_user: int | None = Field(
+        default=None, ge=0, description="spaces a user may have at once; null: no limit"
+    )
+    exempt_templates: tuple[str, ...] = Field(default=(), description="templates not counted")
+
+    def settings(self) -> QuotaSettings:
+        return QuotaSettings(self.spaces_per_user, frozenset(self.exempt_templates))
+
+
 class SettingsTree(Section):
     server: ServerSection = Field(default_factory=ServerSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     auth: AuthSection = Field(default_factory=AuthSection)
     audit: AuditSection = Field(default_factory=AuditSection)
+    quotas: QuotasSection = Field(default_factory=QuotasSection)
     process: ProcessSection = Field(default_factory=ProcessSection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     github: GitHubConfig | None = None

@@ -51,6 +51,7 @@ ACTIONS = {
     "create_key": "key.create",
     "revoke_key": "key.revoke",
     "rotate_key": "key.rotate",
+    "set_quota": "quota.set",
 }
 OUTCOMES = {401: "unauthenticated", 403: "refused", 404: "not found", 409: "conflict"}
 

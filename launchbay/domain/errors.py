@@ -23,6 +23,11 @@ class Forbidden(LaunchbayError):
     """The caller is known but may not do this."""
 
 
+class OverQuota(Forbidden):
+    """The request would take more than a quota allows; the message names the quota, its
+    value, what uses it now and how to free it."""
+
+
 class Unauthorized(LaunchbayError):
     """The caller is not known (missing or invalid token). `challenge`: the scheme the
     answer asks for (`WWW-Authenticate`); None where no token would help (a webhook's

@@ -19,6 +19,7 @@ from launchbay.engine.engine import Engine, Loop
 from launchbay.engine.notices import Notifier
 from launchbay.engine.provisioning import Provisioning
 from launchbay.engine.queries import Queries
+from launchbay.engine.quotas import Quotas, QuotaSettings
 from launchbay.engine.requests import Requests
 
 # The audit trail forgets what is past its keeping once an hour.
@@ -33,6 +34,7 @@ class Launchbay:
     deploys: Deploys
     notifier: Notifier
     audit: Audit
+    quotas: Quotas
     loops: tuple[Loop, ...]
 
     @classmethod
@@ -44,10 +46,14 @@ class Launchbay:
         channels: Sequence[Channel] = (),
         public_url: str = "http://127.0.0.1:8470",
         keep_audit: timedelta = DEFAULT_KEEP,
+        quota_settings: QuotaSettings | None = None,
     ) -> Launchbay:
         """Teach the engine's workers every job kind and make the loops."""
         provisioning = Provisioning(engine)
-        requests = Requests(engine)
+        quotas = Quotas(
+            engine.store, clock=engine.clock, settings=quota_settings or QuotaSettings()
+        )
+        requests = Requests(engine, quotas)
         notifier = Notifier(
             engine,
             requests,
@@ -68,6 +74,7 @@ class Launchbay:
             deploys=Deploys(engine, requests, provisioning),
             notifier=notifier,
             audit=audit,
+            quotas=quotas,
             loops=(*loops.install(engine), notifier.loop(), keeper),
         )
 

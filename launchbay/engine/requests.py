@@ -32,6 +32,7 @@ from launchbay.domain.phases import Phase, ServiceStatus
 from launchbay.domain.spec import choose_ttl, extended_expiry, parse_sets, resolve_params
 from launchbay.domain.template import Template
 from launchbay.engine.engine import Engine
+from launchbay.engine.quotas import Quotas
 from launchbay.engine.views import SpaceView
 from launchbay.store import queries as q
 from launchbay.store.models import ServiceState, Space
@@ -59,8 +60,9 @@ class CreateSpace:
 
 
 class Requests:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, quotas: Quotas | None = None) -> None:
         self.engine = engine
+        self.quotas = quotas
 
     def create(self, request: CreateSpace, *, actor: Actor) -> SpaceView:
         """Validate everything, record the space as `pending` and queue its provisioning.
@@ -91,6 +93,8 @@ class Requests:
         ttl = choose_ttl(template.ttl, request.ttl, minimum=engine.settings.min_ttl)
         now = engine.clock()
         with engine.store.write() as s:
+            if self.quotas is not None:
+                self.quotas.admit_create(s, actor, template=template.name)
             space = q.add_space(
                 s,
                 Space(

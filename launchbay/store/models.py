@@ -380,3 +380,16 @@ class AuditRecord(Base):
     address: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
     status: Mapped[int] = mapped_column(Integer)
+
+
+class Quota(Base):
+    """A quota set by an admin for one user (`subject` "user"); None: the server's default.
+    The number of spaces a user may have at once, counted over their live spaces."""
+
+    __tablename__ = "quotas"
+
+    subject: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    spaces: Mapped[int | None] = mapped_column(Integer, default=None)
+    exempt: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime]
