@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from launchbay import __version__
-from launchbay.api import audit, docs, errors, keys, quotas, webhooks
+from launchbay.api import audit, docs, errors, keys, quotas, teams, webhooks
 from launchbay.api.follows import Follows
 from launchbay.api.guard import DEFAULT_MAX_BODY, Guard
 from launchbay.api.routes import router
@@ -59,6 +59,7 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(audit.router)
     app.include_router(quotas.router)
+    app.include_router(teams.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

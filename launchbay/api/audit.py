@@ -52,6 +52,10 @@ ACTIONS = {
     "revoke_key": "key.revoke",
     "rotate_key": "key.rotate",
     "set_quota": "quota.set",
+    "create_team": "team.create",
+    "delete_team": "team.delete",
+    "set_member": "team.member.set",
+    "remove_member": "team.member.remove",
 }
 OUTCOMES = {401: "unauthenticated", 403: "refused", 404: "not found", 409: "conflict"}
 

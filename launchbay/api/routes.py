@@ -86,6 +86,7 @@ def create_space(
         params=body.params,
         sets=body.overrides,
         repository=body.repository,
+        team=body.team,
     )
     return SpaceOut.of(requests.create(want, actor=caller))
 
@@ -150,6 +151,7 @@ def apply_space(
         params=body.params,
         sets=body.overrides,
         repository=body.repository,
+        team=body.team,
     )
     space, created = deploys.apply(want, actor=caller, source=body.source)
     response.status_code = 201 if created else 200

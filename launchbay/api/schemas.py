@@ -83,6 +83,9 @@ class CreateSpaceIn(Body):
         max_length=201,
         description="OWNER/NAME the space is of; a key limited to one repository sets it",
     )
+    team: str = Field(
+        default="", max_length=63, description="its team; default: the creator's one team"
+    )
 
 
 class ApplySpaceIn(Body):
@@ -106,6 +109,9 @@ class ApplySpaceIn(Body):
         default="",
         max_length=201,
         description="OWNER/NAME the space is of; a key limited to one repository sets it",
+    )
+    team: str = Field(
+        default="", max_length=63, description="its team; default: the creator's one team"
     )
 
 
@@ -245,6 +251,7 @@ class SpaceOut(BaseModel):
         default=None, description="what made it, when not a person: github:OWNER/REPO#PR"
     )
     repository: str = Field(default="", description="the OWNER/NAME it is a space of, if any")
+    team: str = Field(default="", description="the team it belongs to, if any")
     services: list[ServiceOut]
     runtime_unavailable: str | None = Field(
         default=None, description="why the space's runtime cannot be reached now, if it cannot"

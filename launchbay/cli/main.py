@@ -14,7 +14,7 @@ import typer
 from typer._click.exceptions import ClickException  # typer's own copy of click
 
 from launchbay import __version__
-from launchbay.cli import access, audit, auth, completion, keys, quota
+from launchbay.cli import access, audit, auth, completion, keys, quota, team
 from launchbay.cli.ci import ci_app
 from launchbay.cli.common import G
 from launchbay.cli.errors import CliError, ExitStatus
@@ -43,6 +43,7 @@ auth.auth_app.add_typer(keys.token_app, name="token")
 app.add_typer(auth.auth_app, name="auth")
 app.add_typer(access.user_app, name="user")
 app.add_typer(quota.quota_app, name="quota")
+app.add_typer(team.team_app, name="team")
 app.add_typer(access.context_app, name="context")
 app.add_typer(notify_app, name="notify")
 app.add_typer(ci_app, name="ci")

@@ -24,6 +24,15 @@ class Action(StrEnum):
     ADMIN = "admin"
 
 
+class Role(StrEnum):
+    """A user's role in a team: viewers see, members create and manage their own spaces,
+    admins manage the team's spaces and members."""
+
+    VIEWER = "viewer"
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
 class Scope(StrEnum):
     """What a key may be used for. Every scope reads; `admin` counts only for an admin."""
 
@@ -81,15 +90,21 @@ class Actor:
     name: str
     is_admin: bool = False
     key: Key | None = None
+    teams: tuple[tuple[str, Role], ...] = ()
+
+    def role_in(self, team: str) -> Role | None:
+        return next((role for name, role in self.teams if name == team), None)
 
 
 SYSTEM = Actor(name="launchbay", is_admin=True)
 
 
-def may_change(actor: Actor | None, *, owner: str) -> bool:
-    """The one rule for changing a space: its owner or an admin. Everything that changes a
-    space (engine requests, the portal's buttons) asks this."""
-    return actor is not None and (actor.is_admin or actor.name == owner)
+def may_change(actor: Actor | None, *, owner: str, team: str = "") -> bool:
+    """The one rule for changing a space: its owner, an admin of its team, or a server
+    admin. Everything that changes a space (engine requests, the portal's buttons) asks."""
+    return actor is not None and (
+        actor.is_admin or actor.name == owner or bool(team and actor.role_in(team) is Role.ADMIN)
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ class SpaceFacts:
     owner: str
     template: str
     repository: str = ""
+    team: str = ""
 
 
 def require_owner_or_admin(
@@ -110,7 +126,7 @@ def require_owner_or_admin(
     require_key_allows(
         actor, does, template=space.template, repository=space.repository, what=action
     )
-    if not may_change(actor, owner=space.owner):
+    if not may_change(actor, owner=space.owner, team=space.team):
         raise Forbidden(
             f"{actor.name} may not {action} space {space.name!r}: it belongs to {space.owner}"
         )
@@ -163,6 +179,23 @@ def parse_repository(raw: str) -> str:
     if not _REPOSITORY.match(raw):
         raise Invalid(f"repository {raw!r}: write OWNER/NAME, e.g. acme/payments")
     return raw.lower()
+
+
+def require_team_role(actor: Actor, team: str, at_least: Role, *, action: str) -> None:
+    """A server admin, or a user whose role in `team` is `at_least` or above."""
+    order = list(Role)
+    role = actor.role_in(team)
+    if actor.is_admin or (role is not None and order.index(role) >= order.index(at_least)):
+        return
+    has = f"is {_a(role)} of it" if role else "is not in it"
+    raise Forbidden(
+        f"{actor.name} may not {action} in team {team!r}: that takes {_a(at_least)} "
+        f"of the team, and {actor.name} {has}"
+    )
+
+
+def _a(role: Role) -> str:
+    return f"{'an' if role is Role.ADMIN else 'a'} {role.value}"
 
 
 def require_admin(actor: Actor, *, action: str) -> None:

@@ -65,6 +65,10 @@ def parse_user_name(raw: str) -> UserName:
     return UserName(_check_label(raw, what="user name", max_length=63, pattern=_DNS_LABEL))
 
 
+def parse_team_name(raw: str) -> str:
+    return _check_label(raw, what="team name", max_length=63, pattern=_DNS_LABEL)
+
+
 def parse_key_name(raw: str) -> str:
     return _check_label(raw, what="key name", max_length=63, pattern=_DNS_LABEL)
 

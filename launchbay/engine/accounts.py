@@ -17,6 +17,7 @@ from launchbay.domain.errors import Conflict, Unauthorized
 from launchbay.domain.names import parse_user_name
 from launchbay.engine.engine import Clock
 from launchbay.engine.keys import DEFAULT_MAX_LIFE, Keys, key_of
+from launchbay.engine.teams import Teams, roles_of
 from launchbay.store import queries as q
 from launchbay.store.db import Store
 from launchbay.store.models import SigninLink, Token, User
@@ -36,6 +37,7 @@ class Accounts:
         self.clock = clock
         self.key_max_life = key_max_life
         self.keys = Keys(store, clock=clock, max_life=key_max_life)
+        self.teams = Teams(store, clock=clock)
 
     def authenticate(self, token: str | None) -> Actor:
         """The user and key a bearer token stands for: Unauthorized for no token, one that
@@ -48,6 +50,7 @@ class Accounts:
             if row is None:
                 raise Unauthorized("invalid token: it was never made, or it was revoked")
             key, user, used = key_of(row), row.user, row.last_used_at
+            teams = roles_of(s, user.id)
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthorized(
                 f"key {key.name!r} of {user.name} expired at {instant(key.expires_at)}: "
@@ -55,7 +58,8 @@ class Accounts:
             )
         if used is None or now - used > LAST_USE_GRAIN:
             self._used(row.id, now)
-        return Actor(name=user.name, is_admin=user.is_admin and Scope.ADMIN in key.scopes, key=key)
+        admin = user.is_admin and Scope.ADMIN in key.scopes
+        return Actor(name=user.name, is_admin=admin, key=key, teams=teams)
 
     def _used(self, token_id: int, now: datetime) -> None:
         """Record a key's last use, once a minute at most (not a write per request)."""
@@ -68,7 +72,7 @@ class Accounts:
         """The user of that name, for sessions that carry a name instead of a token."""
         with self.store.read() as s:
             user = q.user_by_name(s, name)
-        return Actor(name=user.name, is_admin=user.is_admin) if user else None
+            return _actor(s, user) if user else None
 
     def create_user(self, name: str, *, admin: bool, actor: Actor) -> str:
         """A new user and their first token, which is returned once and never stored."""
@@ -143,7 +147,7 @@ class Accounts:
             link.used_at = now
             user = s.get(User, link.user_id)
             assert user is not None  # the link goes with its user (on delete cascade)
-            return Actor(name=user.name, is_admin=user.is_admin)
+            return _actor(s, user)
 
 
 def _whole_key(
@@ -161,3 +165,8 @@ def _whole_key(
         expires_at=expires_at,
     )
     return token
+
+
+def _actor(s: Session, user: User) -> Actor:
+    """A user signed in without a key (a portal session): their whole powers."""
+    return Actor(name=user.name, is_admin=user.is_admin, teams=roles_of(s, user.id))

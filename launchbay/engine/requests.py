@@ -33,6 +33,7 @@ from launchbay.domain.spec import choose_ttl, extended_expiry, parse_sets, resol
 from launchbay.domain.template import Template
 from launchbay.engine.engine import Engine
 from launchbay.engine.quotas import Quotas
+from launchbay.engine.teams import team_for_create
 from launchbay.engine.views import SpaceView
 from launchbay.store import queries as q
 from launchbay.store.models import ServiceState, Space
@@ -57,6 +58,8 @@ class CreateSpace:
     # The repository (`owner/name`) it is a space of; "": none, or the one repository a
     # key limited to repositories names.
     repository: str = ""
+    # The team it belongs to; "": the creator's one team (where they are a member or admin).
+    team: str = ""
 
 
 class Requests:
@@ -93,6 +96,7 @@ class Requests:
         ttl = choose_ttl(template.ttl, request.ttl, minimum=engine.settings.min_ttl)
         now = engine.clock()
         with engine.store.write() as s:
+            team = team_for_create(s, actor, request.team)
             if self.quotas is not None:
                 self.quotas.admit_create(s, actor, template=template.name)
             space = q.add_space(
@@ -113,6 +117,7 @@ class Requests:
                     node=engine.settings.node if engine.board.runtimes[on].machine_local else None,
                     origin=request.origin,
                     repository=repository,
+                    team=team,
                 ),
             )
             for position, service in enumerate(template.services):
@@ -308,7 +313,7 @@ class Requests:
 
 def facts(space: Space) -> SpaceFacts:
     """What the one authorisation rule asks of a space."""
-    return SpaceFacts(space.name, space.owner, space.template, space.repository)
+    return SpaceFacts(space.name, space.owner, space.template, space.repository, space.team)
 
 
 def repository_for(asked: str, actor: Actor) -> str:

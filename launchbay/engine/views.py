@@ -67,6 +67,7 @@ class SpaceView:
     ready_seconds: float | None
     origin: str | None
     repository: str
+    team: str
     services: tuple[ServiceView, ...]
     # Why the space's runtime cannot be reached now, if it cannot (from the runtime board).
     runtime_unavailable: str | None = None
@@ -93,6 +94,7 @@ class SpaceView:
             ready_seconds=row.ready_seconds,
             origin=row.origin,
             repository=row.repository,
+            team=row.team,
             services=tuple(ServiceView.of(x) for x in row.services),
             runtime_unavailable=runtime_unavailable,
         )

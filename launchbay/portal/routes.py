@@ -372,7 +372,7 @@ def extend(
 @router.get("/spaces/{name}/delete")
 def confirm_delete(request: Request, name: str, who: ViewerDep) -> HTMLResponse:
     space = portal(request).queries.space(name)
-    if not views.can_modify(who, space.owner):
+    if not views.can_modify(who, space.owner, space.team):
         raise Forbidden(f"{who.name} may not delete space {name!r}: it belongs to {space.owner}")
     return render(request, "confirm_delete.html", {"space": space})
 

@@ -60,8 +60,8 @@ def clock_time(moment: datetime) -> str:
     return moment.strftime("%H:%M UTC" if same_day else "%b %-d %H:%M UTC")
 
 
-def can_modify(viewer: Actor | None, owner: str) -> bool:
-    return may_change(viewer, owner=owner)
+def can_modify(viewer: Actor | None, owner: str, team: str = "") -> bool:
+    return may_change(viewer, owner=owner, team=team)
 
 
 def is_live(phase: str) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from launchbay.domain.auth import Role
 from launchbay.domain.jobs import JobKind, JobState
 from launchbay.domain.notices import NoticeKind
 from launchbay.domain.phases import DeployResult, Phase, ServiceStatus
@@ -137,6 +138,8 @@ class Space(Base):
     # The repository (`owner/name`, lower case) it is a space of, if any: what a key limited
     # to repositories may act on.
     repository: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # The team it belongs to ("": none): its admins manage it too.
+    team: Mapped[str] = mapped_column(String(63), default="", server_default="", index=True)
 
     services: Mapped[list[ServiceState]] = relationship(
         back_populates="space",
@@ -393,3 +396,25 @@ class Quota(Base):
     spaces: Mapped[int | None] = mapped_column(Integer, default=None)
     exempt: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime]
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    team: Mapped[Team] = relationship(lazy="joined")
+    user: Mapped[User] = relationship(lazy="joined")
