@@ -62,6 +62,9 @@ class Key:
     templates: frozenset[str] = frozenset()
     repositories: frozenset[str] = frozenset()
     expires_at: datetime | None = None
+    # Whether it carries its user's whole powers (every scope the user can use, no limit):
+    # only such a key may open a portal session, which knows no key.
+    whole: bool = True
 
     def grants(self, action: Action) -> bool:
         return any(action in GRANTS[scope] for scope in self.scopes)
@@ -196,6 +199,17 @@ def require_team_role(actor: Actor, team: str, at_least: Role, *, action: str) -
 
 def _a(role: Role) -> str:
     return f"{'an' if role is Role.ADMIN else 'a'} {role.value}"
+
+
+def require_whole_key(actor: Actor, *, action: str) -> None:
+    """Forbidden for a limited key: a portal session has the user's whole powers, so a key
+    that has less may not open one (it would be a way around its own limits)."""
+    key = actor.key
+    if key is not None and not key.whole:
+        raise Forbidden(
+            f"key {key.name!r} is limited, so it may not {action}: a portal session has all "
+            f"of {actor.name}'s powers; use a key without limits"
+        )
 
 
 def require_admin(actor: Actor, *, action: str) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from launchbay.domain.auth import Actor, Scope, new_token, require_admin, token_digest
+from launchbay.domain.auth import (
+    Actor,
+    Scope,
+    new_token,
+    require_admin,
+    require_whole_key,
+    token_digest,
+)
 from launchbay.domain.durations import instant
 from launchbay.domain.errors import Conflict, Unauthorized
 from launchbay.domain.names import parse_user_name
@@ -119,6 +126,7 @@ class Accounts:
     def signin_link(self, actor: Actor) -> str:
         """A token that signs `actor` in to the portal once, within a minute (the link
         `bay server` prints and `bay portal` opens)."""
+        require_whole_key(actor, action="open a portal session")
         token = secrets.token_urlsafe(32)
         now = self.clock()
         with self.store.write() as s:

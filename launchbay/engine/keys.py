@@ -56,12 +56,17 @@ class NewKey:
 
 
 def key_of(token: Token) -> Key:
+    scopes = frozenset(Scope(s) for s in token.scopes)
     return Key(
         name=token.name,
-        scopes=frozenset(Scope(s) for s in token.scopes),
+        scopes=scopes,
         templates=frozenset(token.templates),
         repositories=frozenset(token.repositories),
         expires_at=token.expires_at,
+        whole=not token.templates
+        and not token.repositories
+        and Scope.SPACES in scopes
+        and (Scope.ADMIN in scopes or not token.user.is_admin),
     )
 
 

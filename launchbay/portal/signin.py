@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from launchbay.domain.auth import Actor
-from launchbay.domain.errors import Unauthorized
+from launchbay.domain.auth import Actor, require_whole_key
+from launchbay.domain.errors import Forbidden, Unauthorized
 from launchbay.portal.routes import check_csrf, portal, render, session_viewer
 from launchbay.portal.sessions import SESSION_COOKIE, SESSION_SECONDS
 
@@ -31,9 +31,11 @@ def signin(
     check_csrf(request, csrf)
     try:
         actor = portal(request).accounts.authenticate(token.strip())
-    except Unauthorized as e:
+        require_whole_key(actor, action="sign in to the portal")
+    except (Unauthorized, Forbidden) as e:
+        status = 401 if isinstance(e, Unauthorized) else 403
         return render(
-            request, "signin.html", {"next": _safe_next(next), "error": e.message}, status=401
+            request, "signin.html", {"next": _safe_next(next), "error": e.message}, status=status
         )
     return _signed_in(request, actor, _safe_next(next))
 

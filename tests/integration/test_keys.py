@@ -256,3 +256,26 @@ def test_bay_auth_token_bad_input_is_one_line_and_changes_nothing(server, ann, a
     assert said in result.stderr and "Traceback" not in result.stderr
     with server.client(ann) as c:
         assert [k["name"] for k in c.get("/api/v1/keys").json()] == ["first"]
+
+
+def test_a_limited_key_opens_no_portal_session_which_would_have_its_users_whole_powers(server, ann):
+    from launchbay.portal.sessions import SESSION_COOKIE
+    from tests.integration.test_portal_http import csrf_of
+
+    limited = {
+        "read-only": key_token(server, ann, name="read-only", scopes=["read"]),
+        "one-template": key_token(server, ann, name="one-template", templates=["quick"]),
+        "admins-spaces": key_token(server, server.admin_token, name="plain", scopes=["spaces"]),
+    }
+    for name, token in limited.items():
+        with server.client(token) as c:
+            link = c.post("/api/v1/me/signin-link")
+        assert link.status_code == 403 and "is limited" in link.text, name
+        with httpx.Client(base_url=server.url) as browser:
+            page = browser.get("/signin")
+            answer = browser.post("/signin", data={"token": token, "csrf": csrf_of(page)})
+            assert answer.status_code == 403 and "is limited" in answer.text, name
+            assert SESSION_COOKIE not in browser.cookies
+    whole = key_token(server, ann, name="whole", scopes=["spaces"])
+    with server.client(whole) as c:
+        assert c.post("/api/v1/me/signin-link").status_code == 201
