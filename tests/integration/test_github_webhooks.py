@@ -156,6 +156,11 @@ def test_open_synchronize_twice_then_close(server):
         timeout=60,
         what="deleted after close",
     )
+    trail = server.get_json("/api/v1/audit?actor=github")["items"]  # newest first
+    assert {(r["credential"], r["target"], r["outcome"]) for r in trail} == {
+        ("pull request acme/app#1", "pr-1-app", "ok")
+    }
+    assert trail[0]["action"] == "space.delete" and trail[-1]["action"] == "space.apply"
 
 
 def test_a_late_synchronize_never_resurrects_a_closed_pull_requests_space(server):
