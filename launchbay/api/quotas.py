@@ -42,15 +42,15 @@ class UsageOut(BaseModel):
 
 
 @router.get("/users/{name}", response_model=UsageOut)
-def user_quota(name: UserIn, trail: QuotasDep, caller: ActorDep) -> UsageOut:
+def user_quota(name: UserIn, limits: QuotasDep, caller: ActorDep) -> UsageOut:
     """A user's quota and what uses it: their own, or anyone's for an admin."""
-    return UsageOut.model_validate(trail.usage(name, viewer=caller))
+    return UsageOut.model_validate(limits.usage(name, viewer=caller))
 
 
 @router.put("/users/{name}", response_model=UsageOut)
-def set_quota(name: UserIn, body: QuotaIn, trail: QuotasDep, caller: ActorDep) -> UsageOut:
+def set_quota(name: UserIn, body: QuotaIn, limits: QuotasDep, caller: ActorDep) -> UsageOut:
     """Admins only. A quota below what the user has now is taken: their creates are
     refused until they are under it."""
     return UsageOut.model_validate(
-        trail.set(name, spaces=body.spaces, exempt=body.exempt, actor=caller)
+        limits.set(name, spaces=body.spaces, exempt=body.exempt, actor=caller)
     )

@@ -61,7 +61,20 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class CreateSpaceIn(Body):
+class SpaceOfIn(Body):
+    """Whose a new space is, besides its creator's: the fields creates and applies share."""
+
+    repository: str = Field(
+        default="",
+        max_length=201,
+        description="OWNER/NAME the space is of; a key limited to one repository sets it",
+    )
+    team: str = Field(
+        default="", max_length=63, description="its team; default: the creator's one team"
+    )
+
+
+class CreateSpaceIn(SpaceOfIn):
     name: str = Field(json_schema_extra=SPACE_NAME)
     template: str = Field(json_schema_extra=LABEL)
     runtime: str | None = Field(
@@ -78,17 +91,9 @@ class CreateSpaceIn(Body):
     overrides: dict[str, str] = Field(
         default={}, alias="set", description='per-service overrides, e.g. {"api.version": "pr-123"}'
     )
-    repository: str = Field(
-        default="",
-        max_length=201,
-        description="OWNER/NAME the space is of; a key limited to one repository sets it",
-    )
-    team: str = Field(
-        default="", max_length=63, description="its team; default: the creator's one team"
-    )
 
 
-class ApplySpaceIn(Body):
+class ApplySpaceIn(SpaceOfIn):
     """The whole wanted state of a space: what is not given goes back to the template's default."""
 
     template: str = Field(json_schema_extra=LABEL)
@@ -105,14 +110,6 @@ class ApplySpaceIn(Body):
     params: dict[str, str] = {}
     overrides: dict[str, str] = Field(default={}, alias="set")
     source: str = Field(default="", max_length=255, description="who or which pipeline asks")
-    repository: str = Field(
-        default="",
-        max_length=201,
-        description="OWNER/NAME the space is of; a key limited to one repository sets it",
-    )
-    team: str = Field(
-        default="", max_length=63, description="its team; default: the creator's one team"
-    )
 
 
 class DeployIn(Body):

@@ -42,7 +42,6 @@ class Accounts:
     def __init__(self, store: Store, *, clock: Clock, key_max_life: timedelta = DEFAULT_MAX_LIFE):
         self.store = store
         self.clock = clock
-        self.key_max_life = key_max_life
         self.keys = Keys(store, clock=clock, max_life=key_max_life)
         self.teams = Teams(store, clock=clock)
 
@@ -88,7 +87,7 @@ class Accounts:
         now = self.clock()
         with self.store.write() as s:
             user = q.add_user(s, name=user_name, is_admin=admin, now=now)
-            token = _whole_key(s, user, FIRST_KEY, now=now, expires_at=now + self.key_max_life)
+            token = _whole_key(s, user, FIRST_KEY, now=now, expires_at=now + self.keys.max_life)
         log.info("user %s created by %s%s", user_name, actor.name, " (admin)" if admin else "")
         return token
 

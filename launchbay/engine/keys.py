@@ -4,7 +4,7 @@ A key is shown once and stored as a digest; revoking deletes it, so it stops at 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -143,8 +143,8 @@ class Keys:
         return Key(
             name=parse_key_name(new.name),
             scopes=parse_scopes(new.scopes),
-            templates=frozenset(parse_template_name(t) for t in _unique(new.templates)),
-            repositories=frozenset(parse_repository(r) for r in _unique(new.repositories)),
+            templates=frozenset(parse_template_name(t) for t in new.templates),
+            repositories=frozenset(parse_repository(r) for r in new.repositories),
             expires_at=now + life,
         )
 
@@ -190,7 +190,3 @@ class Keys:
             and actor.key.name == row.name
             and actor.name == row.user.name,
         )
-
-
-def _unique(values: Iterable[str]) -> list[str]:
-    return sorted(set(values))
